@@ -1,0 +1,305 @@
+import type {
+  AccountRecord,
+  BatchRecord,
+  Campaign,
+  CampaignSettings,
+  CampaignStatus,
+  ConnectionState,
+  AccountState,
+  MediaSpec,
+  OptOut,
+  Pacing,
+  PauseReason,
+  Recipient,
+  RecipientStatus,
+  SkipReason,
+} from './types.js';
+
+/**
+ * Everything durable lives behind this interface. It is batch-oriented so that a
+ * database store can do each call in one round trip (one statement or one
+ * transaction). Every method is atomic on its own. `now` always comes from the
+ * engine's Clock, never from the store's own clock, so virtual time works.
+ *
+ * A store is done when it passes `describeStateStore` from `@disparo/core/testing`.
+ */
+export interface StateStore {
+  /** Short name used in error messages and logs, e.g. `memory`, `postgres`. */
+  readonly name: string;
+
+  // ---- campaigns -------------------------------------------------------
+  createCampaign(input: NewCampaign): Promise<Campaign>;
+  getCampaign(id: string): Promise<Campaign | null>;
+  listCampaigns(filter?: CampaignFilter): Promise<Campaign[]>;
+  /**
+   * Compare-and-set: when the campaign's status is one of `from`, set `to` and the
+   * patch, and return the updated campaign; otherwise change nothing and return null.
+   */
+  transitionCampaign(id: string, change: CampaignTransition): Promise<Campaign | null>;
+  /** Change settings/templates/accounts/metadata (the engine only allows it outside `running`). */
+  updateCampaign(id: string, patch: CampaignPatch, now: number): Promise<Campaign | null>;
+  /**
+   * Move the campaign to `batch` (and the pause before it) when its current batch is `expectedBatch` and
+   * no recipient of that batch is pending or sending. Marks the finished batch record. Returns the
+   * updated campaign, or null when the batch is not finished or another worker advanced first.
+   */
+  advanceBatch(input: AdvanceBatchInput): Promise<Campaign | null>;
+
+  // ---- recipients ------------------------------------------------------
+  /**
+   * Insert already normalised recipients (in order). Idempotent on (campaignId, phone): a phone already
+   * in the campaign, or repeated in `rows`, counts as a duplicate and is not inserted. A phone on the
+   * suppression list is not inserted and counts as `optedOut`. Inserted rows get consecutive `seq`
+   * numbers after the campaign's last, `batch = ceil(seq / batchSize)`, status `pending`; the campaign's
+   * counters and the batch records' sizes grow with them in the same transaction.
+   */
+  addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult>;
+  /** Add rows that are recorded but never sent (invalid numbers found at import), counted as skipped. */
+  addSkippedRecipients?(campaignId: string, rows: Array<NewRecipient & { skipReason: SkipReason }>, now: number): Promise<number>;
+  listRecipients(campaignId: string, query?: RecipientQuery): Promise<Recipient[]>;
+  getRecipientByProviderId(providerMessageId: string): Promise<Recipient | null>;
+
+  // ---- work ------------------------------------------------------------
+  /**
+   * Lease up to `limit` pending recipients of `campaignId` in batch `batch`, lowest `seq` first, that no live
+   * lease holds (`leaseOwner` null or `leaseExpiresAt <= now`). They stay `pending`, with
+   * `leaseOwner = owner` and `leaseExpiresAt = now + leaseMs`. Two callers never get the same row
+   * (Postgres: FOR UPDATE SKIP LOCKED). Rows whose phone is on the suppression list are not returned:
+   * they become `skipped`/`opted_out` in the same step. Marks the batch record started.
+   */
+  claimRecipients(input: ClaimInput): Promise<Recipient[]>;
+  /**
+   * The per-message step, atomic: first record `outcomes` (each applied only while its recipient is
+   * leased by `owner`), then, if `begin` is given, reserve a send slot for the account and, only when
+   * granted, mark that recipient `sending` (write-ahead) with its text, account and attempt. With one
+   * call per message a database store spends one commit per message.
+   */
+  advance(input: AdvanceInput): Promise<AdvanceResult>;
+  /** Extend every lease `owner` holds to `now + leaseMs`. Returns the number of rows extended. */
+  heartbeat(owner: string, now: number, leaseMs: number): Promise<number>;
+  /** Drop `owner`'s leases on `pending` rows (all, or the ids given). `sending` rows are left to recovery. */
+  release(owner: string, recipientIds?: string[]): Promise<number>;
+
+  // ---- recovery --------------------------------------------------------
+  /** Recipients in `sending` whose lease expired before `now`: sends that may or may not have happened. */
+  listInDoubt(now: number, limit: number, campaignId?: string): Promise<Recipient[]>;
+  /**
+   * Settle in-doubt recipients. Each applies only if the row is still `sending` with an expired lease
+   * (`leaseExpiresAt <= now`), so two recovering workers cannot both settle it. Returns how many applied.
+   */
+  settleInDoubt(settlements: InDoubtSettlement[], now: number): Promise<number>;
+
+  // ---- accounts --------------------------------------------------------
+  /** Create the account, or update its pacing; state and pacing position are kept. */
+  upsertAccount(id: string, pacing: Pacing, now: number): Promise<AccountRecord>;
+  getAccount(id: string): Promise<AccountRecord | null>;
+  listAccounts(ids?: string[]): Promise<AccountRecord[]>;
+  updateAccount(id: string, patch: AccountPatch, now: number): Promise<AccountRecord | null>;
+
+  // ---- delivery --------------------------------------------------------
+  /**
+   * Apply provider receipts keyed on provider message id. Monotonic: sent < delivered < read; `failed`
+   * only before delivered; a repeated or late update changes nothing. A receipt for a `sending` or
+   * `unknown` row (Baileys knows the id before the send returns) settles it forward. Counters follow.
+   */
+  applyStatusUpdates(updates: StatusUpdate[], now: number): Promise<StatusUpdateResult>;
+
+  // ---- contacts --------------------------------------------------------
+  /** Add phones to the suppression list and skip (`opted_out`) their pending, unleased or leased, sends in every campaign. */
+  addOptOuts(entries: OptOut[], now: number): Promise<{ added: number; cancelled: number }>;
+  removeOptOut(phone: string): Promise<boolean>;
+  listOptOuts(phones?: string[]): Promise<OptOut[]>;
+
+  // ---- progress & maintenance -------------------------------------------
+  listBatches(campaignId: string): Promise<BatchRecord[]>;
+  /** How many recipients of the campaign reached a terminal status at or after `since`. */
+  countProcessedSince(campaignId: string, since: number): Promise<number>;
+  /** Delete finished (completed/cancelled/failed) campaigns whose `finishedAt` is before `olderThan`, with their rows. */
+  cleanup(olderThan: number): Promise<{ campaigns: number; recipients: number }>;
+
+  /** Release resources the store owns (not a client the user passed in). */
+  close?(): Promise<void>;
+}
+
+export interface NewCampaign {
+  id: string;
+  name: string;
+  templates: string[];
+  media: MediaSpec | null;
+  accountIds: string[];
+  settings: CampaignSettings;
+  status: 'draft' | 'scheduled';
+  scheduledAt: number | null;
+  metadata: Record<string, unknown>;
+  now: number;
+}
+
+export interface CampaignFilter {
+  status?: CampaignStatus[];
+  limit?: number;
+}
+
+export interface CampaignTransition {
+  from: CampaignStatus[];
+  to: CampaignStatus;
+  now: number;
+  /** Set when `to` is `paused`; cleared otherwise. */
+  pauseReason?: PauseReason | null;
+  scheduledAt?: number | null;
+  lastError?: string | null;
+}
+
+export interface CampaignPatch {
+  name?: string;
+  templates?: string[];
+  media?: MediaSpec | null;
+  accountIds?: string[];
+  settings?: CampaignSettings;
+  metadata?: Record<string, unknown>;
+  scheduledAt?: number | null;
+}
+
+export interface AdvanceBatchInput {
+  campaignId: string;
+  expectedBatch: number;
+  nextBatch: number;
+  /** When the next batch may start (now + batch pause); null for no pause. */
+  nextBatchAt: number | null;
+  now: number;
+}
+
+export interface NewRecipient {
+  phone: string;
+  vars: Record<string, string>;
+}
+
+export interface AddRecipientsResult {
+  inserted: number;
+  duplicates: number;
+  optedOut: number;
+}
+
+export interface RecipientQuery {
+  status?: RecipientStatus[];
+  /** Rows with `seq` greater than this (keyset paging). */
+  afterSeq?: number;
+  limit?: number;
+}
+
+export interface ClaimInput {
+  campaignId: string;
+  batch: number;
+  owner: string;
+  limit: number;
+  now: number;
+  leaseMs: number;
+}
+
+/** The result of one send, or the hand-back of a leased recipient. */
+export interface Outcome {
+  recipientId: string;
+  campaignId: string;
+  /**
+   * `sent`, `failed`, `skipped`, `unknown` are terminal. `pending` hands the recipient back
+   * (account error, shutdown), clearing its lease, with `attempts` as given.
+   */
+  status: 'sent' | 'failed' | 'skipped' | 'unknown' | 'pending';
+  attempts: number;
+  at: number;
+  accountId?: string | null;
+  providerMessageId?: string | null;
+  error?: string | null;
+  skipReason?: SkipReason | null;
+  /**
+   * Effect on the account's run of consecutive real failures: `success` resets it, `failure` adds one,
+   * `none` leaves it (rate limits, invalid recipients, account errors).
+   */
+  accountEffect?: 'success' | 'failure' | 'none';
+}
+
+export interface OutcomeResult {
+  recipientId: string;
+  /** False when the lease was lost (another worker owns the row now): nothing was written. */
+  applied: boolean;
+  /** The account's consecutive failures after this outcome (when it had an account). */
+  consecutiveFailures?: number;
+}
+
+export interface SlotRequest {
+  accountId: string;
+  /** Gap reserved after this send (random in the account's interval). */
+  gapMs: number;
+  /** Time between the grant and the send (typing presence), so the slot is `now + leadMs`. */
+  leadMs: number;
+  hourly?: CapWindow;
+  daily?: CapWindow;
+}
+
+/** A cap for the window named `key` (e.g. `2026-11-22` in the account's time zone) that ends at `endsAt`. */
+export interface CapWindow {
+  key: string;
+  limit: number;
+  endsAt: number;
+}
+
+export interface AdvanceInput {
+  owner: string;
+  now: number;
+  leaseMs: number;
+  outcomes?: Outcome[];
+  begin?: {
+    recipientId: string;
+    campaignId: string;
+    text: string;
+    attempt: number;
+    /** Known before the send for transports that choose the id (Baileys). */
+    providerMessageId?: string | null;
+    slot: SlotRequest;
+  };
+}
+
+export type SlotRefusal = 'pacing' | 'hourly_cap' | 'daily_cap' | 'account_unavailable' | 'lease_lost';
+
+export type BeginResult =
+  | { granted: true; slotAt: number }
+  /** Nothing was reserved or marked; try again at `retryAt` (lease_lost: drop the recipient). */
+  | { granted: false; reason: SlotRefusal; retryAt: number };
+
+export interface AdvanceResult {
+  outcomes: OutcomeResult[];
+  begin?: BeginResult;
+}
+
+export interface InDoubtSettlement {
+  recipientId: string;
+  status: 'sent' | 'pending' | 'unknown';
+  providerMessageId?: string | null;
+  sentAt?: number | null;
+}
+
+export interface AccountPatch {
+  state?: AccountState;
+  connection?: ConnectionState;
+  consecutiveFailures?: number;
+  disabledUntil?: number | null;
+  disabledReason?: string | null;
+  /** Push `nextSendAt` to at least this time (never earlier): rate-limit backoff. */
+  nextSendAtAtLeast?: number;
+}
+
+export interface StatusUpdate {
+  providerMessageId: string;
+  status: 'sent' | 'delivered' | 'read' | 'failed';
+  at: number;
+  error?: string | null;
+}
+
+export interface StatusUpdateResult {
+  applied: number;
+  /** Known ids whose update did not move the status forward (repeats, late receipts). */
+  ignored: number;
+  /** Ids no recipient carries (test sends, other systems). */
+  unmatched: number;
+  /** The recipients that changed, for events. */
+  changed: Array<{ recipientId: string; campaignId: string; from: RecipientStatus; to: RecipientStatus }>;
+}

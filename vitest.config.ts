@@ -1,0 +1,23 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+// Every package's tests run from the root against source, so the inner loop needs no build.
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@disparo\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
+      { find: /^@disparo\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@disparo\/adapter-postgres$/, replacement: src('./packages/adapter-postgres/src/index.ts') },
+      { find: /^@disparo\/transport-evolution$/, replacement: src('./packages/transport-evolution/src/index.ts') },
+      { find: /^@disparo\/transport-baileys$/, replacement: src('./packages/transport-baileys/src/index.ts') },
+    ],
+  },
+  test: {
+    include: ['packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+  },
+});
