@@ -51,7 +51,7 @@ export class ValidationError extends DisparoError {
     const list = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     return new ValidationError(`Invalid ${what}: ${list}`, issues, { cause: error });
   }
-  static isInstance(value: unknown): value is ValidationError {
+  static override isInstance(value: unknown): value is ValidationError {
     return DisparoError.isInstance(value) && value.code === 'VALIDATION';
   }
 }
@@ -67,7 +67,7 @@ export class InvalidTransitionError extends DisparoError {
       `Campaign ${campaignId} cannot go from "${from}" to "${to}". Check its status with getCampaign() first; see the transition table in the @disparo/core README.`,
     );
   }
-  static isInstance(value: unknown): value is InvalidTransitionError {
+  static override isInstance(value: unknown): value is InvalidTransitionError {
     return DisparoError.isInstance(value) && value.code === 'INVALID_TRANSITION';
   }
 }
@@ -79,7 +79,7 @@ export class NotFoundError extends DisparoError {
   ) {
     super('NOT_FOUND', `No ${entity} with id "${id}". Check the id, or create it first.`);
   }
-  static isInstance(value: unknown): value is NotFoundError {
+  static override isInstance(value: unknown): value is NotFoundError {
     return DisparoError.isInstance(value) && value.code === 'NOT_FOUND';
   }
 }
@@ -88,7 +88,7 @@ export class StoreError extends DisparoError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORE', message, options);
   }
-  static isInstance(value: unknown): value is StoreError {
+  static override isInstance(value: unknown): value is StoreError {
     return DisparoError.isInstance(value) && value.code === 'STORE';
   }
 }
@@ -133,7 +133,7 @@ export class TransportError extends DisparoError {
     this.accountReason = options.accountReason;
     this.providerCode = options.providerCode;
   }
-  static isInstance(value: unknown): value is TransportError {
+  static override isInstance(value: unknown): value is TransportError {
     return DisparoError.isInstance(value) && value.code === 'TRANSPORT';
   }
 }
@@ -146,7 +146,7 @@ export class WebhookError extends DisparoError {
   ) {
     super('WEBHOOK', message);
   }
-  static isInstance(value: unknown): value is WebhookError {
+  static override isInstance(value: unknown): value is WebhookError {
     return DisparoError.isInstance(value) && value.code === 'WEBHOOK';
   }
 }
@@ -155,7 +155,7 @@ export class ShutdownError extends DisparoError {
   constructor(message = 'The engine is stopping; no new work is accepted. Start a new engine to continue.') {
     super('SHUTDOWN', message);
   }
-  static isInstance(value: unknown): value is ShutdownError {
+  static override isInstance(value: unknown): value is ShutdownError {
     return DisparoError.isInstance(value) && value.code === 'SHUTDOWN';
   }
 }

@@ -54,8 +54,6 @@ export interface StateStore {
    * counters and the batch records' sizes grow with them in the same transaction.
    */
   addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult>;
-  /** Add rows that are recorded but never sent (invalid numbers found at import), counted as skipped. */
-  addSkippedRecipients?(campaignId: string, rows: Array<NewRecipient & { skipReason: SkipReason }>, now: number): Promise<number>;
   listRecipients(campaignId: string, query?: RecipientQuery): Promise<Recipient[]>;
   getRecipientByProviderId(providerMessageId: string): Promise<Recipient | null>;
 

@@ -1,0 +1,582 @@
+import pRetry, { AbortError } from 'p-retry';
+import type { AccountRuntime, EngineContext } from './context.js';
+import { TransportError, type TransportErrorKind } from './errors.js';
+import { between } from './random.js';
+import type { AccountRecord, Campaign, Recipient, SkipReason } from './types.js';
+import type { Outcome, SlotRequest } from './store.js';
+import type { OutboundMessage, SendResult } from './transport.js';
+import { compileTemplate, MAX_TEXT_LENGTH, MissingVariableError, pickTemplate, renderTemplate, type CompiledTemplate } from './template.js';
+import { capWindows } from './windows.js';
+
+/** Why a lane stopped working its queue early. */
+type LaneExit = { kind: 'account_gone' } | { kind: 'deferred'; retryAt: number } | { kind: 'halted' };
+
+/** Internal control-flow signals thrown through p-retry (as AbortError) to end a send attempt loop. */
+class Deferred extends Error {
+  constructor(readonly retryAt: number, readonly why: string) {
+    super(`deferred until ${new Date(retryAt).toISOString()}: ${why}`);
+  }
+}
+class AccountGone extends Error {}
+class LeaseLost extends Error {}
+class Halted extends Error {}
+
+export interface TickLimits {
+  /** Step mode: no sleep may end after this time. */
+  deadline: number | null;
+  signal: AbortSignal;
+}
+
+export type TickResult =
+  | { kind: 'progressed'; processed: number; batchFinished: boolean }
+  | { kind: 'wait'; until: number }
+  | { kind: 'finished' };
+
+const idempotencyKey = (campaignId: string, phone: string) => `${campaignId}:${phone}`;
+
+/**
+ * Works one campaign for one owner: claims a slice of the current batch, spreads it over the
+ * campaign's usable accounts (one lane each, pulling from a shared queue: round robin weighted by
+ * readiness), advances batches and completes the campaign. Used by both `run()` and `step()`.
+ */
+export class CampaignWorker {
+  private templates = new Map<string, CompiledTemplate>();
+
+  constructor(
+    private readonly ctx: EngineContext,
+    readonly owner: string,
+  ) {}
+
+  /** One cycle of work on the campaign. */
+  async tick(campaignId: string, limits: TickLimits): Promise<TickResult> {
+    const { store, clock } = this.ctx;
+    const campaign = await store.getCampaign(campaignId);
+    if (!campaign || campaign.status !== 'running') return { kind: 'finished' };
+    const now = clock.now();
+
+    if (campaign.currentBatch === 0) {
+      const moved = await store.advanceBatch({ campaignId, expectedBatch: 0, nextBatch: 1, nextBatchAt: null, now });
+      if (moved) this.ctx.emit('batch:started', { campaignId, batch: 1 });
+      return { kind: 'progressed', processed: 0, batchFinished: false };
+    }
+    if (campaign.nextBatchAt !== null && campaign.nextBatchAt > now) return { kind: 'wait', until: campaign.nextBatchAt };
+
+    const accounts = await store.listAccounts(campaign.accountIds);
+    const usable = accounts.filter((a) => isUsable(a, now));
+    const local = usable.filter((a) => this.ctx.accounts.has(a.id));
+    if (local.length === 0) {
+      if (usable.length === 0) {
+        const reopenAt = earliestReturn(accounts, now);
+        if (reopenAt === null) {
+          await this.pause(campaign, 'no_accounts');
+          return { kind: 'finished' };
+        }
+        return { kind: 'wait', until: reopenAt };
+      }
+      // Usable accounts exist, but another worker holds their transports.
+      return { kind: 'wait', until: now + this.ctx.options.pollIntervalMs };
+    }
+
+    const claimed = await store.claimRecipients({
+      campaignId,
+      batch: campaign.currentBatch,
+      owner: this.owner,
+      limit: this.claimLimit(local),
+      now,
+      leaseMs: this.ctx.options.leaseMs,
+    });
+    if (claimed.length === 0) return this.finishBatch(campaignId, limits);
+
+    const processed = await this.work(campaign, claimed, local, limits);
+    return processed;
+  }
+
+  private claimLimit(accounts: AccountRecord[]): number {
+    const { claimSize, leaseMs } = this.ctx.options;
+    // With paced accounts, claim only what the lanes can send within about half a lease, so a crash
+    // strands few rows; unpaced, claim big slices to keep the store's round trips few.
+    const perLane = accounts.map((a) => {
+      const avg = (a.pacing.intervalMs.min + a.pacing.intervalMs.max) / 2;
+      return avg <= 0 ? claimSize : Math.max(1, Math.floor(leaseMs / 2 / avg));
+    });
+    return Math.max(1, Math.min(claimSize, perLane.reduce((s, n) => s + n, 0)));
+  }
+
+  private async finishBatch(campaignId: string, limits: TickLimits): Promise<TickResult> {
+    const { store, clock, options } = this.ctx;
+    const campaign = await store.getCampaign(campaignId);
+    if (!campaign || campaign.status !== 'running') return { kind: 'finished' };
+    const now = clock.now();
+    const lastBatch = Math.ceil(campaign.counters.total / campaign.settings.batchSize);
+    const isLast = campaign.currentBatch >= lastBatch;
+    const pause = isLast ? null : now + between(this.ctx.random, campaign.settings.batchPauseMs.min, campaign.settings.batchPauseMs.max);
+    const moved = await store.advanceBatch({
+      campaignId,
+      expectedBatch: campaign.currentBatch,
+      nextBatch: campaign.currentBatch + 1,
+      nextBatchAt: pause,
+      now,
+    });
+    if (!moved) {
+      // Rows of this batch are leased by someone else (or in doubt, awaiting recovery).
+      return { kind: 'wait', until: now + Math.min(options.pollIntervalMs, options.leaseMs) };
+    }
+    const batches = await store.listBatches(campaignId);
+    this.ctx.emit('batch:completed', {
+      campaignId,
+      batch: batches.find((b) => b.batch === campaign.currentBatch) ?? null,
+      next: isLast ? null : moved.currentBatch,
+    });
+    if (!isLast) {
+      this.ctx.emit('batch:started', { campaignId, batch: moved.currentBatch });
+      return { kind: 'progressed', processed: 0, batchFinished: true };
+    }
+    const fresh = moved;
+    if (fresh.counters.pending + fresh.counters.sending > 0) {
+      // Recipients added while the last batch ran live in a later batch: keep going.
+      return { kind: 'progressed', processed: 0, batchFinished: true };
+    }
+    const done = await store.transitionCampaign(campaignId, { from: ['running'], to: 'completed', now: clock.now() });
+    if (done) this.ctx.emit('campaign:completed', { campaign: done });
+    void limits;
+    return { kind: 'finished' };
+  }
+
+  private async pause(campaign: Campaign, reason: 'no_accounts'): Promise<void> {
+    const paused = await this.ctx.store.transitionCampaign(campaign.id, {
+      from: ['running'],
+      to: 'paused',
+      pauseReason: reason,
+      now: this.ctx.clock.now(),
+    });
+    if (paused) {
+      this.ctx.logger.warn(`campaign ${campaign.id} paused: no usable sender account`, { campaignId: campaign.id });
+      this.ctx.emit('campaign:paused', { campaign: paused, reason });
+    }
+  }
+
+  /** Send a claimed slice through the campaign's local accounts; hand back whatever is left. */
+  private async work(campaign: Campaign, claimed: Recipient[], accounts: AccountRecord[], limits: TickLimits): Promise<TickResult> {
+    const queue = claimed.slice();
+    let processed = 0;
+    let retryAt: number | null = null;
+    const runLane = async (record: AccountRecord) => {
+      const account = this.ctx.accounts.get(record.id)!;
+      const carry: Carry = { outcomes: [], events: [] };
+      let exit: LaneExit | null = null;
+      try {
+        while (queue.length > 0 && !limits.signal.aborted) {
+          const recipient = queue.shift()!;
+          const more = queue.length > 0;
+          exit = await account.mutex.run(() => this.sendOne(campaign, recipient, account, record, carry, limits, more));
+          if (exit) break;
+          processed++;
+        }
+      } finally {
+        await this.flush(carry).catch((error) => this.ctx.fail('recording outcomes', error));
+      }
+      if (exit?.kind === 'deferred') retryAt = retryAt === null ? exit.retryAt : Math.min(retryAt, exit.retryAt);
+    };
+    await Promise.all(accounts.map(runLane));
+    if (queue.length > 0) {
+      await this.ctx.store.release(
+        this.owner,
+        queue.map((r) => r.id),
+      );
+    }
+    if (processed === 0 && retryAt !== null) return { kind: 'wait', until: retryAt };
+    return { kind: 'progressed', processed, batchFinished: false };
+  }
+
+  private template(source: string): CompiledTemplate {
+    let t = this.templates.get(source);
+    if (!t) {
+      t = compileTemplate(source);
+      this.templates.set(source, t);
+    }
+    return t;
+  }
+
+  /**
+   * One recipient through one account: render, reserve the account's slot and write ahead
+   * (`sending`) in one store step, wait for the slot, send, classify, record. Returns why the
+   * lane must stop, or null to go on.
+   */
+  private async sendOne(
+    campaign: Campaign,
+    recipient: Recipient,
+    account: AccountRuntime,
+    record: AccountRecord,
+    carry: Carry,
+    limits: TickLimits,
+    more: boolean,
+  ): Promise<LaneExit | null> {
+    const { store, clock, options } = this.ctx;
+    const key = idempotencyKey(campaign.id, recipient.phone);
+    const ref = { campaignId: campaign.id, recipientId: recipient.id, phone: recipient.phone };
+
+    let text = recipient.text;
+    if (text === null) {
+      try {
+        text = renderTemplate(this.template(pickTemplate(campaign.templates, key)), recipient.vars, key);
+        if (text.length > MAX_TEXT_LENGTH) throw new RangeError(`rendered text has ${text.length} characters, over WhatsApp's ${MAX_TEXT_LENGTH}`);
+        if (text.length === 0) throw new RangeError('rendered text is empty');
+      } catch (error) {
+        const detail = error instanceof MissingVariableError || error instanceof RangeError ? error.message : String(error);
+        this.terminal(carry, recipient, campaign, { status: 'skipped', skipReason: 'template_error', error: detail, attempts: recipient.attempts }, () =>
+          this.ctx.emit('message:skipped', { ...ref, reason: 'template_error', detail }),
+        );
+        await this.flush(carry);
+        return null;
+      }
+    }
+
+    if (recipient.attempts >= campaign.settings.maxAttempts) {
+      this.terminal(carry, recipient, campaign, { status: 'failed', error: 'max attempts reached', attempts: recipient.attempts }, () =>
+        this.ctx.emit('message:failed', { ...ref, accountId: null, error: 'max attempts reached', kind: 'max_attempts' }),
+      );
+      await this.flush(carry);
+      return null;
+    }
+
+    const message: OutboundMessage = { to: recipient.phone, text, media: campaign.media, idempotencyKey: key };
+    const pacing = account.pacing;
+    const typingMs = pacing.typingMsPerChar > 0 ? Math.min(pacing.typingMaxMs, Math.round(text.length * pacing.typingMsPerChar)) : 0;
+    let attempts = recipient.attempts;
+    let handBack: Outcome | null = null;
+    let lastGap = 0;
+    let startedAt = clock.now();
+
+    const attempt = async (): Promise<SendResult> => {
+      // Reserve the slot and write ahead in one store step (with any outcomes still to record).
+      for (;;) {
+        if (limits.signal.aborted) throw new AbortError(new Halted());
+        const now = clock.now();
+        const gapMs = between(this.ctx.random, pacing.intervalMs.min, pacing.intervalMs.max);
+        const slot: SlotRequest = { accountId: account.id, gapMs, leadMs: typingMs, ...capWindows(pacing, now, options.hourKeyTimeZone) };
+        const outcomes = carry.outcomes.splice(0);
+        const events = carry.events.splice(0);
+        if (handBack) outcomes.push(handBack);
+        handBack = null;
+        const result = await store.advance({
+          owner: this.owner,
+          now,
+          leaseMs: options.leaseMs,
+          outcomes,
+          begin: { recipientId: recipient.id, campaignId: campaign.id, text: text!, attempt: attempts + 1, slot },
+        });
+        this.afterOutcomes(outcomes, events, result.outcomes);
+        const begin = result.begin!;
+        if (begin.granted) {
+          lastGap = gapMs;
+          startedAt = now;
+          if (begin.slotAt > now) {
+            if (typingMs > 0 && account.transport.typing) {
+              void account.transport.typing(recipient.phone, typingMs).catch(() => undefined);
+            }
+            await this.sleepUntil(begin.slotAt, limits, true);
+          }
+          break;
+        }
+        if (begin.reason === 'lease_lost') throw new AbortError(new LeaseLost());
+        if (begin.reason === 'account_unavailable') throw new AbortError(new AccountGone());
+        if (begin.reason === 'hourly_cap' || begin.reason === 'daily_cap') throw new AbortError(new Deferred(begin.retryAt, begin.reason));
+        await this.sleepUntil(begin.retryAt, limits, false);
+      }
+      attempts++;
+      try {
+        return await this.callTransport(account, message);
+      } catch (error) {
+        if (!TransportError.isInstance(error) || error.kind !== 'ambiguous') throw error;
+        // It may have left: ask the provider before deciding anything (never resend blindly).
+        const found = await this.lookup(account, message, startedAt);
+        if (found) return found;
+        if (campaign.settings.inDoubt === 'at-most-once') throw new AbortError(error);
+        throw error;
+      }
+    };
+
+    let result: SendResult;
+    try {
+      result = await pRetry(attempt, {
+        retries: Math.max(0, campaign.settings.maxAttempts - attempts - 1),
+        minTimeout: 0,
+        maxTimeout: 0,
+        shouldConsumeRetry: ({ error }) => !(TransportError.isInstance(error) && error.kind === 'rate_limited'),
+        shouldRetry: ({ error }) => {
+          if (!TransportError.isInstance(error)) return true;
+          return error.kind === 'transient' || error.kind === 'rate_limited' || (error.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once');
+        },
+        onFailedAttempt: async ({ error, retriesLeft }) => {
+          const err = asTransportError(error);
+          if (err.kind === 'rate_limited') {
+            attempts--; // a rate limit consumes no attempt
+            const until = clock.now() + (err.retryAfterMs ?? 60_000);
+            await store.updateAccount(account.id, { nextSendAtAtLeast: until }, clock.now());
+          }
+          const retryable = err.kind === 'transient' || err.kind === 'rate_limited' || (err.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once');
+          if (!retryable || (retriesLeft <= 0 && err.kind !== 'rate_limited')) return;
+          // The row is `sending`; hand it back in the same step as the next write-ahead.
+          handBack = {
+            recipientId: recipient.id,
+            campaignId: campaign.id,
+            status: 'pending',
+            attempts,
+            at: clock.now(),
+            accountId: account.id,
+            error: err.message,
+            accountEffect: err.kind === 'transient' ? 'failure' : 'none',
+          };
+          this.ctx.emit('message:retrying', { ...ref, accountId: account.id, attempt: attempts, error: err.message, kind: err.kind });
+          if (err.kind === 'transient') {
+            const backoff = between(this.ctx.random, campaign.settings.retryBackoffMs.min, campaign.settings.retryBackoffMs.max);
+            await this.sleepUntil(clock.now() + backoff, limits, false);
+          }
+        },
+      });
+    } catch (raw) {
+      return this.onGiveUp(raw, { campaign, recipient, account, record, carry, ref, attempts });
+    }
+
+    const outcome: Outcome = {
+      recipientId: recipient.id,
+      campaignId: campaign.id,
+      status: 'sent',
+      attempts,
+      at: result.acceptedAt,
+      accountId: account.id,
+      providerMessageId: result.providerMessageId,
+      accountEffect: 'success',
+    };
+    carry.outcomes.push(outcome);
+    carry.events.push(() =>
+      this.ctx.emit('message:sent', { ...ref, accountId: account.id, providerMessageId: result.providerMessageId, attempt: attempts }),
+    );
+    if (record.state === 'disabled') carry.reEnable = account.id;
+    // Record now unless the account's next send follows at once (no gap): then the outcome rides in
+    // that send's write-ahead step, one commit per message; it is still recorded before that send.
+    if (!(more && lastGap === 0 && typingMs === 0) || carry.reEnable) await this.flush(carry);
+    return null;
+  }
+
+  private async onGiveUp(
+    raw: unknown,
+    s: {
+      campaign: Campaign;
+      recipient: Recipient;
+      account: AccountRuntime;
+      record: AccountRecord;
+      carry: Carry;
+      ref: { campaignId: string; recipientId: string; phone: string };
+      attempts: number;
+    },
+  ): Promise<LaneExit | null> {
+    const { campaign, recipient, account, carry, ref } = s;
+    // p-retry unwraps AbortError thrown by the attempt, not one thrown from onFailedAttempt.
+    if (raw instanceof AbortError) raw = raw.originalError;
+    const now = this.ctx.clock.now();
+    const handBackNow = async (accountEffect: Outcome['accountEffect'] = 'none') => {
+      carry.outcomes.push({ recipientId: recipient.id, campaignId: campaign.id, status: 'pending', attempts: s.attempts, at: now, accountEffect });
+      await this.flush(carry);
+    };
+    if (raw instanceof LeaseLost) {
+      this.ctx.logger.warn(`lease lost on recipient ${recipient.id}; another worker owns it now`, ref);
+      await this.flush(carry);
+      return null;
+    }
+    if (raw instanceof Halted) {
+      await handBackNow();
+      return { kind: 'halted' };
+    }
+    if (raw instanceof Deferred) {
+      await handBackNow();
+      return { kind: 'deferred', retryAt: raw.retryAt };
+    }
+    if (raw instanceof AccountGone) {
+      await handBackNow();
+      return { kind: 'account_gone' };
+    }
+    const err = asTransportError(raw);
+    switch (err.kind) {
+      case 'account': {
+        await handBackNow();
+        await this.accountLost(account.id, err);
+        return { kind: 'account_gone' };
+      }
+      case 'invalid_recipient': {
+        this.terminal(carry, recipient, campaign, { status: 'skipped', skipReason: 'not_on_whatsapp', error: err.message, attempts: s.attempts, accountId: account.id }, () =>
+          this.ctx.emit('message:skipped', { ...ref, reason: 'not_on_whatsapp', detail: err.message }),
+        );
+        await this.flush(carry);
+        return null;
+      }
+      case 'ambiguous': {
+        // Lookup found nothing (or the transport has none), and the policy forbids a resend.
+        this.terminal(carry, recipient, campaign, { status: 'unknown', error: err.message, attempts: s.attempts, accountId: account.id }, () =>
+          this.ctx.emit('message:unknown', { ...ref, accountId: account.id }),
+        );
+        await this.flush(carry);
+        return null;
+      }
+      default: {
+        // transient with no attempts left, or permanent
+        const failure = err.kind === 'transient' || err.kind === 'permanent' ? 'failure' : 'none';
+        this.terminal(carry, recipient, campaign, { status: 'failed', error: err.message, attempts: s.attempts, accountId: account.id, accountEffect: failure }, () =>
+          this.ctx.emit('message:failed', { ...ref, accountId: account.id, error: err.message, kind: err.kind }),
+        );
+        await this.flush(carry);
+        return carry.lastDisabled === account.id ? { kind: 'account_gone' } : null;
+      }
+    }
+  }
+
+  private async lookup(account: AccountRuntime, message: OutboundMessage, since: number): Promise<SendResult | null> {
+    if (!account.transport.lookup) return null;
+    try {
+      return await account.transport.lookup({ message, since });
+    } catch (error) {
+      this.ctx.fail(`lookup on account ${account.id}`, error);
+      return null;
+    }
+  }
+
+  private terminal(
+    carry: Carry,
+    recipient: Recipient,
+    campaign: Campaign,
+    o: { status: Outcome['status']; attempts: number; error?: string; skipReason?: SkipReason; accountId?: string; providerMessageId?: string; accountEffect?: Outcome['accountEffect']; at?: number },
+    event: () => void,
+  ): void {
+    carry.outcomes.push({
+      recipientId: recipient.id,
+      campaignId: campaign.id,
+      status: o.status,
+      attempts: o.attempts,
+      at: o.at ?? this.ctx.clock.now(),
+      accountId: o.accountId ?? null,
+      providerMessageId: o.providerMessageId ?? null,
+      error: o.error ?? null,
+      skipReason: o.skipReason ?? null,
+      accountEffect: o.accountEffect ?? 'none',
+    });
+    carry.events.push(event);
+  }
+
+  /** Record carried outcomes now (one store step), then emit their events. */
+  async flush(carry: Carry): Promise<void> {
+    if (carry.outcomes.length === 0) return;
+    const outcomes = carry.outcomes.splice(0);
+    const events = carry.events.splice(0);
+    const result = await this.ctx.store.advance({ owner: this.owner, now: this.ctx.clock.now(), leaseMs: this.ctx.options.leaseMs, outcomes });
+    this.afterOutcomes(outcomes, events, result.outcomes, carry);
+    if (carry.reEnable) {
+      const id = carry.reEnable;
+      carry.reEnable = undefined;
+      const updated = await this.ctx.store.updateAccount(id, { state: 'active', disabledUntil: null, disabledReason: null }, this.ctx.clock.now());
+      if (updated) this.ctx.emit('account:enabled', { accountId: id });
+    }
+  }
+
+  private afterOutcomes(outcomes: Outcome[], events: Array<() => void>, results: Array<{ applied: boolean; consecutiveFailures?: number }>, carry?: Carry): void {
+    for (let i = 0; i < outcomes.length; i++) {
+      const r = results[i];
+      if (r && !r.applied) this.ctx.logger.warn(`outcome for recipient ${outcomes[i]!.recipientId} not recorded: lease lost`);
+      const o = outcomes[i]!;
+      if (o.accountEffect === 'failure' && o.accountId && r?.consecutiveFailures !== undefined && r.consecutiveFailures >= this.ctx.options.failureThreshold) {
+        void this.disableAccount(o.accountId, r.consecutiveFailures);
+        if (carry) carry.lastDisabled = o.accountId;
+      }
+    }
+    for (const emit of events) emit();
+  }
+
+  private async disableAccount(accountId: string, failures: number): Promise<void> {
+    const now = this.ctx.clock.now();
+    const until = now + this.ctx.options.cooldownMs;
+    const reason = `${failures} send failures in a row`;
+    try {
+      await this.ctx.store.updateAccount(accountId, { state: 'disabled', disabledUntil: until, disabledReason: reason, consecutiveFailures: 0 }, now);
+      this.ctx.logger.warn(`account ${accountId} disabled until ${new Date(until).toISOString()}: ${reason}`);
+      this.ctx.emit('account:disabled', { accountId, reason, until });
+    } catch (error) {
+      this.ctx.fail(`disabling account ${accountId}`, error);
+    }
+  }
+
+  /** A send said the account cannot send: mark it, so every worker moves its work to the others. */
+  private async accountLost(accountId: string, err: TransportError): Promise<void> {
+    const now = this.ctx.clock.now();
+    const stop = err.accountReason && err.accountReason !== 'disconnected';
+    if (stop) {
+      await this.ctx.store.updateAccount(accountId, { state: 'stopped', connection: 'close', disabledReason: `${err.accountReason}: ${err.message}` }, now);
+      this.ctx.logger.error(`account ${accountId} stopped (${err.accountReason}): ${err.message}. It needs a human: reconnect or replace the number.`);
+      this.ctx.emit('account:stopped', { accountId, reason: err.accountReason! });
+    } else {
+      await this.ctx.store.updateAccount(accountId, { connection: 'close' }, now);
+      this.ctx.emit('account:connection', { accountId, state: 'close', detail: err.message });
+    }
+  }
+
+  private async callTransport(account: AccountRuntime, message: OutboundMessage): Promise<SendResult> {
+    const { clock, options } = this.ctx;
+    const controller = new AbortController();
+    const timer = new AbortController();
+    // The send timeout runs on the engine's clock; a send that times out may have left: ambiguous.
+    void clock.sleep(options.sendTimeoutMs, timer.signal).then(
+      () => controller.abort(new TransportError('ambiguous', `send timed out after ${options.sendTimeoutMs} ms`)),
+      () => undefined,
+    );
+    try {
+      return await account.transport.send(message, { signal: controller.signal });
+    } catch (error) {
+      if (controller.signal.aborted && !TransportError.isInstance(error)) throw controller.signal.reason;
+      throw error;
+    } finally {
+      timer.abort();
+    }
+  }
+
+  private async sleepUntil(at: number, limits: TickLimits, granted: boolean): Promise<void> {
+    const now = this.ctx.clock.now();
+    if (at <= now) return;
+    if (limits.deadline !== null && at > limits.deadline && !granted) throw new AbortError(new Deferred(at, 'past the step budget'));
+    try {
+      await this.ctx.clock.sleep(at - now, limits.signal);
+    } catch {
+      throw new AbortError(new Halted());
+    }
+  }
+}
+
+interface Carry {
+  outcomes: Outcome[];
+  events: Array<() => void>;
+  reEnable?: string | undefined;
+  lastDisabled?: string | undefined;
+}
+
+export function isUsable(a: AccountRecord, now: number): boolean {
+  if (a.state === 'stopped' || a.connection === 'close') return false;
+  if (a.state === 'disabled' && a.disabledUntil !== null && a.disabledUntil > now) return false;
+  return true;
+}
+
+/** When a currently unusable account may come back by itself (cooldown end), or null if none will. */
+function earliestReturn(accounts: AccountRecord[], now: number): number | null {
+  let at: number | null = null;
+  for (const a of accounts) {
+    if (a.state === 'disabled' && a.connection !== 'close' && a.disabledUntil !== null && a.disabledUntil > now) {
+      at = at === null ? a.disabledUntil : Math.min(at, a.disabledUntil);
+    }
+  }
+  return at;
+}
+
+function asTransportError(error: unknown): TransportError {
+  if (TransportError.isInstance(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new TransportError('transient', message, { cause: error });
+}
+
+
+export type { TransportErrorKind };
