@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, createMemoryStore, createSimulatorTransport, seededRandom, silentLogger, type SimulatorTransport } from '@disparo/core';
+import { VirtualClock } from '@disparo/core/testing';
+import { duplicateSends, expectCountersMatchRows, phones } from './helpers.js';
+
+/**
+ * A crash is an engine whose clock stops: it is frozen at an await point (mid-send, mid-pause)
+ * and never runs again, like a killed process. A new engine on the same store takes over.
+ */
+describe('crash and resume', () => {
+  for (const policy of ['at-most-once', 'at-least-once'] as const) {
+    it(`resumes from the exact recipient with no duplicate and no loss (${policy})`, async () => {
+      const store = createMemoryStore();
+      const clockA = new VirtualClock();
+      const accountIds = ['a1', 'a2'];
+      const simsA: SimulatorTransport[] = [];
+      const engineA = createEngine({
+        store,
+        clock: clockA,
+        logger: silentLogger,
+        random: seededRandom(1),
+        leaseMs: 10_000,
+        pollIntervalMs: 1_000,
+        // No lookup: in-doubt sends are settled by the campaign's policy.
+        accounts: accountIds.map((id, i) => {
+          const sim = createSimulatorTransport({ seed: i, clock: clockA, latencyMs: { min: 200, max: 400 }, lookup: false });
+          simsA.push(sim);
+          return { id, transport: sim, pacing: { intervalMs: { min: 500, max: 1_500 } } };
+        }),
+      });
+      const c = await engineA.createCampaign({ name: 'crash', template: 'Oi {{name|amigo}}', accountIds, batchSize: 25, batchPauseMs: { min: 2_000, max: 3_000 }, inDoubt: policy });
+      await engineA.addRecipients(c.id, phones(200).map((phone) => ({ phone })));
+      await engineA.start(c.id);
+
+      let sentA = 0;
+      engineA.on('message:sent', () => sentA++);
+      const stopA = clockA.autoAdvance();
+      void engineA.run();
+      while (sentA < 70) await new Promise((r) => setTimeout(r, 1));
+      // Freeze mid-flight: wait until a send is on the wire (write-ahead done, provider not answered).
+      while ((await store.listRecipients(c.id, { status: ['sending'] })).length === 0) await new Promise((r) => setImmediate(r));
+      stopA(); // crash: engine A never runs again
+      const crashAt = clockA.now();
+      const beforeCrash = (await store.getCampaign(c.id))!;
+      expect(beforeCrash.counters.sending).toBeGreaterThan(0);
+
+      const clockB = new VirtualClock(crashAt);
+      const simsB = accountIds.map((_, i) => createSimulatorTransport({ seed: 10 + i, clock: clockB, lookup: false }));
+      const engineB = createEngine({
+        store,
+        clock: clockB,
+        logger: silentLogger,
+        random: seededRandom(2),
+        leaseMs: 10_000,
+        pollIntervalMs: 1_000,
+        accounts: accountIds.map((id, i) => ({ id, transport: simsB[i]!, pacing: { intervalMs: { min: 500, max: 1_500 } } })),
+      });
+      const done = new Promise<void>((resolve) => engineB.on('campaign:completed', () => resolve()));
+      const stopB = clockB.autoAdvance();
+      void engineB.run();
+      await done;
+      await engineB.stop();
+      stopB();
+
+      // I5: the new engine sent its first message within lease TTL + poll interval (+ one pacing gap).
+      const firstB = Math.min(...simsB.flatMap((s) => s.sends.map((x) => x.at)));
+      expect(firstB - crashAt).toBeLessThanOrEqual(10_000 + 1_000 + 1_500);
+
+      const final = (await store.getCampaign(c.id))!;
+      expect(final.status).toBe('completed');
+      const { counters, counted } = await expectCountersMatchRows(store, c.id);
+      expect(counters).toEqual(counted);
+      expect(counted.pending + counted.sending).toBe(0);
+      // A's in-flight sends (one per account at most) were never accepted by its frozen simulator.
+      const inDoubt = beforeCrash.counters.sending;
+      expect(inDoubt).toBeLessThanOrEqual(accountIds.length);
+      const allSims = [...simsA, ...simsB];
+      // I1: nobody got the message twice; I2: everybody else got it exactly once.
+      expect(duplicateSends(allSims)).toEqual([]);
+      const accepted = allSims.reduce((s, sim) => s + sim.sends.length, 0);
+      if (policy === 'at-most-once') {
+        expect(counted.unknown).toBe(inDoubt);
+        expect(accepted).toBe(200 - inDoubt);
+      } else {
+        expect(counted.unknown).toBe(0);
+        expect(accepted).toBe(200);
+      }
+      expect(counted.sent).toBe(accepted);
+    });
+  }
+
+  it('settles an in-doubt send through the transport lookup instead of guessing', async () => {
+    const store = createMemoryStore();
+    const clockA = new VirtualClock();
+    // Provider accepts the message, then the answer is lost (ambiguous): lookup can find it.
+    const simA = createSimulatorTransport({ seed: 3, clock: clockA, latencyMs: { min: 1_000, max: 1_000 } });
+    const engineA = createEngine({ store, clock: clockA, logger: silentLogger, leaseMs: 5_000, accounts: [{ id: 'a1', transport: simA, pacing: { intervalMs: { min: 0, max: 0 } } }] });
+    const c = await engineA.createCampaign({ name: 'lookup', template: 'Oi', accountIds: ['a1'] });
+    await engineA.addRecipients(c.id, phones(5).map((phone) => ({ phone })));
+    await engineA.start(c.id);
+    const stopA = clockA.autoAdvance();
+    void engineA.run();
+    while (simA.sends.length < 3) await new Promise((r) => setImmediate(r));
+    stopA();
+    // The third message is accepted by the provider but A died before recording it.
+    const inFlight = await store.listRecipients(c.id, { status: ['sending'] });
+    expect(inFlight.length).toBeLessThanOrEqual(1);
+
+    const clockB = new VirtualClock(clockA.now());
+    const engineB = createEngine({ store, clock: clockB, logger: silentLogger, leaseMs: 5_000, accounts: [{ id: 'a1', transport: simA, pacing: { intervalMs: { min: 0, max: 0 } } }] });
+    const done = new Promise<void>((resolve) => engineB.on('campaign:completed', () => resolve()));
+    const stopB = clockB.autoAdvance();
+    void engineB.run();
+    await done;
+    await engineB.stop();
+    stopB();
+    const rows = await store.listRecipients(c.id);
+    expect(rows.filter((r) => r.status === 'unknown')).toEqual([]);
+    expect(rows.every((r) => r.status === 'sent')).toBe(true);
+    expect(duplicateSends([simA])).toEqual([]);
+  });
+});
