@@ -25,7 +25,8 @@ import { assertTransition, isFinished, sourcesOf } from './state-machine.js';
 import type { NewRecipient, StateStore, StatusUpdate, StatusUpdateResult } from './store.js';
 import type { Transport, TransportEvent } from './transport.js';
 import type { BatchRecord, Campaign, CampaignStatus, PauseReason, RecipientCounters } from './types.js';
-import { sendWindowState } from './windows.js';
+import { capWindows, isDailyCapped, sendWindowState } from './windows.js';
+import { compileTemplate, pickTemplate, renderTemplate } from './template.js';
 import { CampaignWorker, isUsable } from './worker.js';
 
 export interface AccountConfig {
@@ -91,6 +92,21 @@ export interface Progress {
   totalBatches: number;
   batches: BatchRecord[];
   imported: ImportResult | null;
+}
+
+export interface AccountReport {
+  accountId: string;
+  state: string;
+  connection: string;
+  disabledReason: string | null;
+  sends: number;
+  gapMs: { min: number | null; median: number | null; p95: number | null };
+  configuredIntervalMs: { min: number; max: number };
+  sentThisHour: number;
+  hourlyCap: number | null;
+  sentToday: number;
+  dailyCap: number | null;
+  dailyCapReached: boolean;
 }
 
 export interface StepResult {
@@ -516,6 +532,102 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     return result;
   }
 
+  // ---- previews, reports ---------------------------------------------------
+
+  /**
+   * Send the campaign's message to a few given numbers (a preview): rendered with the given vars,
+   * through the first usable account, outside the campaign's audience and counters.
+   */
+  async testSend(campaignId: string, to: Array<{ phone: string | number; vars?: Record<string, string | number | boolean | null> }>): Promise<Array<{ phone: string; text: string; providerMessageId?: string; error?: string }>> {
+    const campaign = await this.getCampaign(campaignId);
+    const list = parse(z.array(recipientInputSchema).min(1).max(20), to, 'test recipients', 'to');
+    await this.ready();
+    const now = this.clock.now();
+    const records = await this.store.listAccounts(campaign.accountIds);
+    const account = records.filter((a) => isUsable(a, now)).map((a) => this.accounts.get(a.id)).find((a) => a !== undefined);
+    if (!account) throw new ConflictError(`No usable account of campaign ${campaignId} is registered on this engine; add one with addAccount() or reconnect it.`);
+    const results = [];
+    for (const [i, item] of list.entries()) {
+      const phone = normalizePhone(item.phone, this.defaultCountry);
+      if (phone === null) throw new ValidationError(`Invalid test recipients: to.${i}.phone: "${item.phone}" is not a valid phone number`, [{ path: `to.${i}.phone`, message: 'not a valid phone number' }]);
+      const key = `test:${campaignId}:${phone}:${now}`;
+      let text: string;
+      try {
+        text = renderTemplate(compileTemplate(pickTemplate(campaign.templates, `${campaignId}:${phone}`)), item.vars, `${campaignId}:${phone}`);
+      } catch (error) {
+        results.push({ phone, text: '', error: error instanceof Error ? error.message : String(error) });
+        continue;
+      }
+      try {
+        const sent = await account.transport.send({ to: phone, text, media: campaign.media, idempotencyKey: key });
+        results.push({ phone, text, providerMessageId: sent.providerMessageId });
+      } catch (error) {
+        results.push({ phone, text, error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    return results;
+  }
+
+  /** Running campaigns with work left that processed nothing for `idleMs` (default 10 min): a dead worker pool, a stuck account. */
+  async listStuckCampaigns(options: { idleMs?: number } = {}): Promise<Array<{ campaign: Campaign; idleMs: number; remaining: number }>> {
+    const idleMs = parse(z.number().int().positive().default(10 * 60_000), options.idleMs, 'idleMs', 'idleMs');
+    const now = this.clock.now();
+    const running = await this.store.listCampaigns({ status: ['running'] });
+    const stuck = [];
+    for (const c of running) {
+      const remaining = c.counters.pending + c.counters.sending;
+      if (remaining === 0 || (c.startedAt ?? 0) > now - idleMs) continue;
+      if ((await this.store.countProcessedSince(c.id, now - idleMs)) === 0) stuck.push({ campaign: c, idleMs, remaining });
+    }
+    return stuck;
+  }
+
+  /** Per account: realised gaps between sends (min, median, p95) over a window, caps, state. */
+  async pacingReport(options: { sinceMs?: number } = {}): Promise<AccountReport[]> {
+    const sinceMs = parse(z.number().int().positive().default(24 * 3_600_000), options.sinceMs, 'sinceMs', 'sinceMs');
+    const now = this.clock.now();
+    const records = await this.store.listAccounts();
+    const reports: AccountReport[] = [];
+    for (const a of records) {
+      const times = this.store.accountSendTimes ? await this.store.accountSendTimes(a.id, now - sinceMs, 100_000) : [];
+      const gaps = times.slice(1).map((t, i) => t - times[i]!).sort((x, y) => x - y);
+      const q = (p: number) => (gaps.length ? gaps[Math.min(gaps.length - 1, Math.floor(p * gaps.length))]! : null);
+      const caps = capWindows(a.pacing, now, this.opts.hourKeyTimeZone);
+      reports.push({
+        accountId: a.id,
+        state: a.state,
+        connection: a.connection,
+        disabledReason: a.disabledReason,
+        sends: times.length,
+        gapMs: { min: gaps[0] ?? null, median: q(0.5), p95: q(0.95) },
+        configuredIntervalMs: a.pacing.intervalMs,
+        sentThisHour: caps.hourly && a.hourKey === caps.hourly.key ? a.sentThisHour : 0,
+        hourlyCap: a.pacing.hourlyCap,
+        sentToday: caps.daily && a.dayKey === caps.daily.key ? a.sentToday : 0,
+        dailyCap: caps.daily?.limit ?? null,
+        dailyCapReached: isDailyCapped(a, now, this.opts.hourKeyTimeZone),
+      });
+    }
+    return reports;
+  }
+
+  /** Each local account's provider connection, as its transport reports it. Informational: never pauses anything. */
+  async health(): Promise<Array<{ accountId: string; connection: string; error?: string }>> {
+    const out = [];
+    for (const account of this.accounts.values()) {
+      if (!account.transport.connectionState) {
+        out.push({ accountId: account.id, connection: 'unknown' });
+        continue;
+      }
+      try {
+        out.push({ accountId: account.id, connection: await account.transport.connectionState() });
+      } catch (error) {
+        out.push({ accountId: account.id, connection: 'unknown', error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    return out;
+  }
+
   // ---- working ------------------------------------------------------------
 
   /**
@@ -606,7 +718,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       } else if (c.pauseReason === 'send_window') {
         ready = c.settings.sendWindow === null || sendWindowState(c.settings.sendWindow, now).open;
       } else if (c.pauseReason === 'daily_cap') {
-        ready = true; // the store refuses slots until the window ends; the worker waits for it
+        const accounts = await this.store.listAccounts(c.accountIds);
+        ready = accounts.some((a) => isUsable(a, now) && !isDailyCapped(a, now, this.opts.hourKeyTimeZone));
       }
       if (!ready) continue;
       const resumed = await this.store.transitionCampaign(c.id, { from: ['paused'], to: 'running', now });

@@ -6,7 +6,7 @@ export * from './clock.js';
 export * from './state-machine.js';
 export * from './events.js';
 export { Engine, createEngine, DEFAULT_OPT_OUT_KEYWORDS } from './engine.js';
-export type { AccountConfig, EngineOptions, ImportResult, Progress, StepResult } from './engine.js';
+export type { AccountConfig, AccountReport, EngineOptions, ImportResult, Progress, StepResult } from './engine.js';
 export type { CreateCampaignInput, PacingInput, RecipientInput, StepOptions } from './schemas.js';
 export { normalizePhone } from './phone.js';
 export { compileTemplate, renderTemplate, MAX_TEXT_LENGTH } from './template.js';

@@ -64,6 +64,10 @@ export const createCampaignSchema = z
     sendWindow: sendWindowSchema.nullish(),
     stickySender: z.boolean().default(false),
     precheckNumbers: z.boolean().default(false),
+    contactCap: z
+      .object({ max: z.number().int().positive(), periodMs: z.number().int().positive() })
+      .nullish()
+      .transform((v) => v ?? null),
     scheduledAt: timeInput.nullish(),
     metadata: z.record(z.string(), z.unknown()).default({}),
   })
@@ -89,6 +93,7 @@ export function toSettings(v: z.output<typeof createCampaignSchema>): CampaignSe
     sendWindow: v.sendWindow ?? null,
     stickySender: v.stickySender,
     precheckNumbers: v.precheckNumbers,
+    contactCap: v.contactCap,
   };
 }
 

@@ -108,6 +108,14 @@ export interface StateStore {
   removeOptOut(phone: string): Promise<boolean>;
   listOptOuts(phones?: string[]): Promise<OptOut[]>;
 
+  /**
+   * Optional: sends (rows in sent/delivered/read) to these phones at or after `since`, in any campaign,
+   * newest first. Enables sticky senders and per-contact frequency caps.
+   */
+  contactHistory?(phones: string[], since: number): Promise<ContactSend[]>;
+  /** Optional: `sentAt` of this account's sends at or after `since`, ascending (pacing report). */
+  accountSendTimes?(accountId: string, since: number, limit: number): Promise<number[]>;
+
   // ---- progress & maintenance -------------------------------------------
   listBatches(campaignId: string): Promise<BatchRecord[]>;
   /** How many recipients of the campaign reached a terminal status at or after `since`. */
@@ -117,6 +125,13 @@ export interface StateStore {
 
   /** Release resources the store owns (not a client the user passed in). */
   close?(): Promise<void>;
+}
+
+export interface ContactSend {
+  phone: string;
+  campaignId: string;
+  accountId: string | null;
+  sentAt: number;
 }
 
 export interface NewCampaign {

@@ -15,7 +15,7 @@ export type RecipientStatus = (typeof RECIPIENT_STATUSES)[number];
 /** Statuses a recipient never leaves by sending (delivery receipts may still move sent -> delivered -> read). */
 export const TERMINAL_STATUSES: readonly RecipientStatus[] = ['sent', 'delivered', 'read', 'failed', 'skipped', 'unknown'];
 
-export const SKIP_REASONS = ['duplicate', 'invalid_number', 'opted_out', 'not_on_whatsapp', 'template_error'] as const;
+export const SKIP_REASONS = ['duplicate', 'invalid_number', 'opted_out', 'not_on_whatsapp', 'template_error', 'frequency_capped'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 export type InDoubtPolicy = 'at-most-once' | 'at-least-once';
@@ -80,6 +80,8 @@ export interface CampaignSettings {
   stickySender: boolean;
   /** Ask the transport whether numbers are on WhatsApp before spending a send. */
   precheckNumbers: boolean;
+  /** At most `max` messages to one contact per `periodMs`, across every campaign (skipped as `frequency_capped`). */
+  contactCap: { max: number; periodMs: number } | null;
 }
 
 export interface Campaign {

@@ -1,5 +1,5 @@
 import type { CapWindow } from './store.js';
-import type { Pacing, SendWindow } from './types.js';
+import type { AccountRecord, Pacing, SendWindow } from './types.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -72,6 +72,12 @@ export function dailyCapAt(pacing: Pacing, now: number): number | null {
   const day = Math.max(0, Math.floor((now - pacing.warmup.startedAt) / DAY));
   const ramp = Math.floor(pacing.warmup.start * pacing.warmup.growth ** day);
   return pacing.dailyCap === null ? ramp : Math.min(pacing.dailyCap, ramp);
+}
+
+/** Whether the account used up today's cap (in `timeZone`), so it cannot send before tomorrow. */
+export function isDailyCapped(account: AccountRecord, now: number, timeZone: string): boolean {
+  const daily = capWindows(account.pacing, now, timeZone).daily;
+  return daily !== undefined && account.dayKey === daily.key && account.sentToday >= daily.limit;
 }
 
 const minutesOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));

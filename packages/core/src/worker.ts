@@ -6,7 +6,7 @@ import type { AccountRecord, Campaign, Recipient, SkipReason } from './types.js'
 import type { Outcome, SlotRequest } from './store.js';
 import type { OutboundMessage, SendResult } from './transport.js';
 import { compileTemplate, MAX_TEXT_LENGTH, MissingVariableError, pickTemplate, renderTemplate, type CompiledTemplate } from './template.js';
-import { capWindows } from './windows.js';
+import { capWindows, isDailyCapped } from './windows.js';
 
 /** Why a lane stopped working its queue early. */
 type LaneExit = { kind: 'account_gone' } | { kind: 'deferred'; retryAt: number } | { kind: 'halted' };
@@ -87,8 +87,78 @@ export class CampaignWorker {
     });
     if (claimed.length === 0) return this.finishBatch(campaignId, limits);
 
-    const processed = await this.work(campaign, claimed, local, limits);
-    return processed;
+    const { sendable, sticky } = await this.screen(campaign, claimed, local);
+    if (sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
+    const result = await this.work(campaign, sendable, local, limits, sticky);
+    if (result.kind === 'progressed') result.processed += claimed.length - sendable.length;
+    return result;
+  }
+
+  /**
+   * Before spending sends: drop numbers not on WhatsApp (optional pre-check), contacts over their
+   * cross-campaign frequency cap, and pin contacts to the account that last wrote to them (sticky).
+   */
+  private async screen(campaign: Campaign, claimed: Recipient[], local: AccountRecord[]): Promise<{ sendable: Recipient[]; sticky: Map<string, string> }> {
+    const { store, clock } = this.ctx;
+    const settings = campaign.settings;
+    const sticky = new Map<string, string>();
+    let rows = claimed;
+    const carry: Carry = { outcomes: [], events: [] };
+    const skip = (r: Recipient, reason: SkipReason, detail: string) =>
+      this.terminal(carry, r, campaign, { status: 'skipped', skipReason: reason, error: detail, attempts: r.attempts }, () =>
+        this.ctx.emit('message:skipped', { campaignId: campaign.id, recipientId: r.id, phone: r.phone, reason, detail }),
+      );
+
+    if (settings.precheckNumbers) {
+      const checker = local.map((a) => this.ctx.accounts.get(a.id)!.transport).find((t) => t.checkNumbers);
+      const unchecked = rows.filter((r) => r.text === null); // a resumed row was checked before its first send
+      if (checker && unchecked.length > 0) {
+        try {
+          const checks = await checker.checkNumbers!(unchecked.map((r) => r.phone));
+          const missing = new Set(checks.filter((c) => !c.exists).map((c) => c.phone));
+          rows = rows.filter((r) => {
+            if (!missing.has(r.phone)) return true;
+            skip(r, 'not_on_whatsapp', 'number is not on WhatsApp (pre-check)');
+            return false;
+          });
+        } catch (error) {
+          // The check is an optimisation: when it fails, sending still finds out.
+          this.ctx.fail(`number pre-check for campaign ${campaign.id}`, error);
+        }
+      }
+    }
+
+    if ((settings.contactCap || settings.stickySender) && rows.length > 0) {
+      if (!store.contactHistory) {
+        this.ctx.fail(`campaign ${campaign.id}`, new Error(`the ${store.name} store has no contactHistory(): sticky senders and contact caps are off`));
+      } else {
+        const now = clock.now();
+        const since = settings.stickySender ? now - 180 * 86_400_000 : now - settings.contactCap!.periodMs;
+        const history = await store.contactHistory(
+          rows.map((r) => r.phone),
+          since,
+        );
+        if (settings.contactCap) {
+          const capSince = now - settings.contactCap.periodMs;
+          const counts = new Map<string, number>();
+          for (const h of history) if (h.sentAt >= capSince) counts.set(h.phone, (counts.get(h.phone) ?? 0) + 1);
+          rows = rows.filter((r) => {
+            const n = counts.get(r.phone) ?? 0;
+            if (n < settings.contactCap!.max) return true;
+            skip(r, 'frequency_capped', `${n} message(s) to this contact in the last ${Math.round(settings.contactCap!.periodMs / 3_600_000)} h`);
+            return false;
+          });
+        }
+        if (settings.stickySender) {
+          for (const h of history) {
+            // Soft pin: only to an account usable here now, so a lost account never strands its contacts.
+            if (!sticky.has(h.phone) && h.accountId && local.some((a) => a.id === h.accountId)) sticky.set(h.phone, h.accountId);
+          }
+        }
+      }
+    }
+    await this.flush(carry);
+    return { sendable: rows, sticky };
   }
 
   private claimLimit(accounts: AccountRecord[]): number {
@@ -142,7 +212,13 @@ export class CampaignWorker {
     return { kind: 'finished' };
   }
 
-  private async pause(campaign: Campaign, reason: 'no_accounts'): Promise<void> {
+  private async allDailyCapped(campaign: Campaign): Promise<boolean> {
+    const now = this.ctx.clock.now();
+    const accounts = await this.ctx.store.listAccounts(campaign.accountIds);
+    return accounts.length > 0 && accounts.every((a) => !isUsable(a, now) || isDailyCapped(a, now, this.ctx.options.hourKeyTimeZone));
+  }
+
+  private async pause(campaign: Campaign, reason: 'no_accounts' | 'daily_cap'): Promise<void> {
     const paused = await this.ctx.store.transitionCampaign(campaign.id, {
       from: ['running'],
       to: 'paused',
@@ -150,14 +226,19 @@ export class CampaignWorker {
       now: this.ctx.clock.now(),
     });
     if (paused) {
-      this.ctx.logger.warn(`campaign ${campaign.id} paused: no usable sender account`, { campaignId: campaign.id });
+      this.ctx.logger.warn(`campaign ${campaign.id} paused: ${reason === 'daily_cap' ? 'every account reached its daily cap' : 'no usable sender account'}`, { campaignId: campaign.id });
       this.ctx.emit('campaign:paused', { campaign: paused, reason });
     }
   }
 
   /** Send a claimed slice through the campaign's local accounts; hand back whatever is left. */
-  private async work(campaign: Campaign, claimed: Recipient[], accounts: AccountRecord[], limits: TickLimits): Promise<TickResult> {
+  private async work(campaign: Campaign, claimed: Recipient[], accounts: AccountRecord[], limits: TickLimits, sticky: Map<string, string>): Promise<TickResult> {
     const queue = claimed.slice();
+    // A lane takes the next recipient that is not pinned to another account.
+    const next = (accountId: string): Recipient | undefined => {
+      const i = sticky.size === 0 ? 0 : queue.findIndex((r) => (sticky.get(r.phone) ?? accountId) === accountId);
+      return i < 0 ? undefined : queue.splice(i, 1)[0];
+    };
     let processed = 0;
     let retryAt: number | null = null;
     const runLane = async (record: AccountRecord) => {
@@ -166,7 +247,8 @@ export class CampaignWorker {
       let exit: LaneExit | null = null;
       try {
         while (queue.length > 0 && !limits.signal.aborted) {
-          const recipient = queue.shift()!;
+          const recipient = next(record.id);
+          if (!recipient) break;
           const more = queue.length > 0;
           exit = await account.mutex.run(() => this.sendOne(campaign, recipient, account, record, carry, limits, more));
           if (exit) break;
@@ -184,7 +266,13 @@ export class CampaignWorker {
         queue.map((r) => r.id),
       );
     }
-    if (processed === 0 && retryAt !== null) return { kind: 'wait', until: retryAt };
+    if (processed === 0 && retryAt !== null) {
+      if (await this.allDailyCapped(campaign)) {
+        await this.pause(campaign, 'daily_cap');
+        return { kind: 'finished' };
+      }
+      return { kind: 'wait', until: retryAt };
+    }
     return { kind: 'progressed', processed, batchFinished: false };
   }
 

@@ -1,0 +1,357 @@
+import { VirtualClock, type Clock } from '../clock.js';
+import { createEngine, type Engine } from '../engine.js';
+import { silentLogger } from '../events.js';
+import { createMemoryStore } from '../memory-store.js';
+import { between, seededRandom } from '../random.js';
+import { createSimulatorTransport, type SimulatorTransport } from '../simulator.js';
+import { canTransition } from '../state-machine.js';
+import type { StateStore } from '../store.js';
+import type { Transport } from '../transport.js';
+import type { CampaignStatus, InDoubtPolicy } from '../types.js';
+
+export interface SimulationOptions {
+  seed: number;
+  /** A fresh store per seed (default: a MemoryStore). */
+  store?: () => Promise<StateStore> | StateStore;
+  /** Virtual time of chaos before healing. Default 10 minutes. */
+  chaosMs?: number;
+}
+
+export interface SimulationReport {
+  seed: number;
+  ok: boolean;
+  violations: string[];
+  stats: {
+    campaigns: number;
+    accounts: number;
+    recipients: number;
+    sends: number;
+    crashes: number;
+    engines: number;
+    steps: number;
+    optOuts: number;
+    inDoubt: number;
+    virtualMs: number;
+  };
+}
+
+interface Life {
+  id: number;
+  crashed: boolean;
+  /** Crash at the next await point (store call, sleep or send). */
+  armed: boolean;
+}
+
+const never = <T>() => new Promise<T>(() => {});
+
+/**
+ * One deterministic run of the whole system on virtual time, with chaos: several engines share a
+ * store; engines die at arbitrary await points (their store calls, sleeps and sends never answer
+ * again, like a killed process; a store call may or may not have been applied); new ones start;
+ * transports fail and disconnect; overlapping step() calls race run(); contacts opt out;
+ * campaigns are paused and resumed; an account is logged out and comes back. Then the chaos stops,
+ * everything heals, and the invariants I1-I5 and the account rules are checked.
+ */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
+  const rng = seededRandom(options.seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rng() * xs.length)]!;
+  const world = new VirtualClock(Date.UTC(2026, 2, 2, 12, 0, 0));
+  const store = options.store ? await options.store() : createMemoryStore();
+  const violations: string[] = [];
+  const chaosMs = options.chaosMs ?? 10 * 60_000;
+
+  // ---- the world: accounts (one provider each, outside every engine) and campaigns
+  const accountCount = between(rng, 1, 3);
+  const minGap = between(rng, 0, 3) * 500;
+  const maxGap = minGap + between(rng, 0, 4) * 500;
+  const latency = { min: between(rng, 0, 2) * 50, max: 0 };
+  latency.max = latency.min + between(rng, 0, 3) * 50;
+  const leaseMs = pick([2_000, 5_000, 10_000]);
+  const pollIntervalMs = pick([200, 500, 1_000]);
+  const accounts = Array.from({ length: accountCount }, (_, i) => `acct${i}`);
+  const sims = new Map<string, SimulatorTransport>();
+  for (const id of accounts) {
+    sims.set(
+      id,
+      createSimulatorTransport({
+        seed: options.seed * 101 + sims.size,
+        clock: world,
+        latencyMs: latency,
+        failureRates: {
+          transient: pick([0, 0.02, 0.1]),
+          rate_limited: pick([0, 0.01]),
+          invalid_recipient: pick([0, 0.02]),
+          permanent: pick([0, 0.01]),
+          ambiguous: pick([0, 0.01]),
+        },
+        rateLimitRetryAfterMs: 1_000,
+        receipts: { deliveredAfterMs: 500, readAfterMs: 2_000, readRate: 0.5 },
+        lookup: rng() < 0.5,
+      }),
+    );
+  }
+  const pacing = { intervalMs: { min: minGap, max: maxGap } };
+
+  const lives: Life[] = [];
+  const engines: Array<{ engine: Engine; life: Life }> = [];
+  const transitions: Array<{ from: CampaignStatus[]; to: CampaignStatus; applied: boolean }> = [];
+  const settledPending = new Set<string>();
+  const logouts: Array<{ id: string; from: number; to: number | null }> = [];
+  let steps = 0;
+  let crashes = 0;
+  let optOuts = 0;
+
+  const wrapStore = (life: Life): StateStore =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (life.crashed) return never();
+          const call = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (life.armed) {
+            life.crashed = true;
+            crashes++;
+            if (rng() < 0.5) await call(); // applied, but the engine never hears back
+            return never();
+          }
+          const result = await call();
+          if (prop === 'transitionCampaign') {
+            const change = args[1] as { from: CampaignStatus[]; to: CampaignStatus };
+            transitions.push({ from: change.from, to: change.to, applied: result !== null });
+          }
+          if (prop === 'settleInDoubt') {
+            for (const s of args[0] as Array<{ recipientId: string; status: string }>) if (s.status === 'pending') settledPending.add(s.recipientId);
+          }
+          return life.crashed ? never() : result;
+        };
+      },
+    });
+
+  const wrapClock = (life: Life): Clock => ({
+    now: () => world.now(),
+    async sleep(ms, signal) {
+      if (life.crashed) return never();
+      if (life.armed) {
+        life.crashed = true;
+        crashes++;
+        return never();
+      }
+      await world.sleep(ms, signal);
+      if (life.crashed) return never();
+    },
+  });
+
+  const wrapTransport = (sim: SimulatorTransport, life: Life): Transport => ({
+    name: sim.name,
+    async send(message, opts) {
+      if (life.crashed) return never();
+      const result = await sim.send(message, opts); // the provider has it even if we die now
+      return life.crashed ? never() : result;
+    },
+    lookup: sim.lookup ? (q) => sim.lookup!(q) : undefined,
+    subscribe: (listener) => sim.subscribe((event) => (life.crashed ? undefined : listener(event))),
+  });
+
+  const spawn = (mode: 'run' | 'step') => {
+    const life: Life = { id: lives.length, crashed: false, armed: false };
+    lives.push(life);
+    const engine = createEngine({
+      store: wrapStore(life),
+      clock: wrapClock(life),
+      logger: silentLogger,
+      random: seededRandom(options.seed * 7 + life.id),
+      workerId: `e${life.id}`,
+      leaseMs,
+      pollIntervalMs,
+      claimSize: pick([5, 20, 100]),
+      failureThreshold: 1_000,
+      accounts: accounts.map((id) => ({ id, transport: wrapTransport(sims.get(id)!, life), pacing })),
+    });
+    engines.push({ engine, life });
+    if (mode === 'run') void engine.run().catch(() => undefined);
+    return { engine, life };
+  };
+
+  // ---- campaigns
+  const admin = spawn('step').engine; // never crashed: the admin API caller
+  const campaignCount = between(rng, 1, 3);
+  const campaignIds: string[] = [];
+  const policies = new Map<string, InDoubtPolicy>();
+  let recipients = 0;
+  const stopAuto = world.autoAdvance();
+  try {
+    for (let i = 0; i < campaignCount; i++) {
+      const inDoubt: InDoubtPolicy = rng() < 0.7 ? 'at-most-once' : 'at-least-once';
+      const used = accounts.filter(() => rng() < 0.7);
+      const c = await admin.createCampaign({
+        name: `sim ${i}`,
+        templates: ['{Oi|Olá} {{name|amigo}} #' + i],
+        accountIds: used.length ? used : [accounts[0]!],
+        batchSize: pick([5, 10, 25]),
+        batchPauseMs: { min: 0, max: pick([0, 1_000, 3_000]) },
+        maxAttempts: pick([1, 3]),
+        retryBackoffMs: { min: 100, max: 500 },
+        inDoubt,
+      });
+      policies.set(c.id, inDoubt);
+      const n = between(rng, 10, 60);
+      recipients += n;
+      // Phones overlap across campaigns so opt-outs reach several.
+      await admin.addRecipients(
+        c.id,
+        Array.from({ length: n }, (_, k) => ({ phone: `55119${String(80_000_000 + ((k * 7 + i * 3) % 90)).padStart(8, '0')}` })),
+      );
+      campaignIds.push(c.id);
+      if (rng() < 0.3) await admin.schedule(c.id, world.now() + between(rng, 1, 30) * 1_000);
+      else await admin.start(c.id);
+    }
+    recipients = 0;
+    for (const id of campaignIds) recipients += (await store.getCampaign(id))!.counters.total;
+
+    const workers = between(rng, 1, 3);
+    for (let i = 0; i < workers; i++) spawn('run');
+
+    // ---- chaos
+    const chaosEnd = world.now() + chaosMs;
+    while (world.now() < chaosEnd) {
+      await world.sleep(between(rng, 200, 5_000));
+      const live = engines.filter((e) => !e.life.crashed && e.engine !== admin);
+      const roll = rng();
+      if (roll < 0.2 && live.length > 0) {
+        pick(live).life.armed = true; // dies at its next await point, wherever that is
+      } else if (roll < 0.35) {
+        spawn('run');
+      } else if (roll < 0.5) {
+        // Duplicate, overlapping step() calls from fresh "invocations", racing everything else.
+        const id = pick(campaignIds);
+        const a = spawn('step');
+        const b = spawn('step');
+        steps += 2;
+        void a.engine.step({ campaignId: id, budgetMs: between(rng, 500, 5_000) }).catch(() => undefined);
+        void b.engine.step({ campaignId: id, budgetMs: between(rng, 500, 5_000) }).catch(() => undefined);
+        if (rng() < 0.5) a.life.armed = true;
+      } else if (roll < 0.6) {
+        const id = pick(campaignIds);
+        const c = (await store.getCampaign(id))!;
+        if (c.status === 'running') await admin.pause(id).catch(() => undefined);
+        else if (c.status === 'paused') await admin.resume(id).catch(() => undefined);
+      } else if (roll < 0.7) {
+        const rows = await store.listRecipients(pick(campaignIds), { limit: 100 });
+        if (rows.length) {
+          await admin.optOut([pick(rows).phone]);
+          optOuts++;
+        }
+      } else if (roll < 0.8) {
+        const sim = sims.get(pick(accounts))!;
+        sim.setConnected(false);
+        void world.sleep(between(rng, 1_000, 20_000)).then(() => sim.setConnected(true));
+      } else if (roll < 0.85) {
+        const id = pick(accounts);
+        if (!logouts.some((l) => l.id === id && l.to === null)) {
+          const logout = { id, from: world.now(), to: null as number | null };
+          logouts.push(logout);
+          sims.get(id)!.inject({ type: 'connection', state: 'close', stopReason: 'logged_out', detail: 'simulated logout' });
+          void world.sleep(between(rng, 5_000, 30_000)).then(() => {
+            logout.to = world.now();
+            sims.get(id)!.inject({ type: 'connection', state: 'open' });
+          });
+        }
+      }
+    }
+
+    // ---- heal: everything reconnects, manual pauses end, one healthy worker finishes the job
+    for (const sim of sims.values()) {
+      sim.setConnected(true);
+      sim.inject({ type: 'connection', state: 'open' });
+    }
+    for (const l of logouts) l.to ??= world.now();
+    const healer = spawn('run').engine;
+    const deadline = world.now() + 6 * 3_600_000;
+    for (;;) {
+      const all = await Promise.all(campaignIds.map((id) => store.getCampaign(id)));
+      if (all.every((c) => c!.status === 'completed')) break;
+      if (world.now() > deadline) {
+        violations.push(`I5: not every campaign completed within 6 h of healing: ${all.map((c) => `${c!.id}=${c!.status}/${c!.pauseReason ?? ''}`).join(', ')}`);
+        break;
+      }
+      for (const c of all) if (c!.status === 'paused' || (c!.status === 'scheduled' && c!.scheduledAt! < world.now() - 60_000)) await healer.start(c!.id).catch(() => undefined);
+      await world.sleep(5_000);
+    }
+    for (const e of engines) if (!e.life.crashed) await e.engine.stop();
+  } finally {
+    stopAuto();
+  }
+
+  // ---- invariants
+  const sendsByKey = new Map<string, number>();
+  let sends = 0;
+  for (const sim of sims.values()) {
+    for (const s of sim.sends) {
+      sends++;
+      sendsByKey.set(s.idempotencyKey, (sendsByKey.get(s.idempotencyKey) ?? 0) + 1);
+    }
+  }
+  let inDoubt = 0;
+  for (const id of campaignIds) {
+    const c = (await store.getCampaign(id))!;
+    const rows = await store.listRecipients(id, { limit: 1_000_000 });
+    const counted: Record<string, number> = { total: rows.length, pending: 0, sending: 0, sent: 0, delivered: 0, read: 0, failed: 0, skipped: 0, unknown: 0 };
+    for (const r of rows) counted[r.status]!++;
+    for (const [k, v] of Object.entries(counted)) {
+      if (c.counters[k as keyof typeof c.counters] !== v) violations.push(`I2: campaign ${id} counter ${k}=${c.counters[k as keyof typeof c.counters]} but ${v} rows`);
+    }
+    if (c.status === 'completed' && counted.pending! + counted.sending! > 0) violations.push(`I2: campaign ${id} completed with ${counted.pending} pending and ${counted.sending} sending`);
+    inDoubt += counted.unknown!;
+    for (const r of rows) {
+      const n = sendsByKey.get(`${id}:${r.phone}`) ?? 0;
+      const mayRepeat = policies.get(id) === 'at-least-once' && settledPending.has(r.id);
+      if (n > 1 && !mayRepeat) violations.push(`I1: ${id}:${r.phone} sent ${n} times (status ${r.status})`);
+      if ((r.status === 'sent' || r.status === 'delivered' || r.status === 'read') && n === 0) violations.push(`I2: ${id}:${r.phone} is ${r.status} but the provider never got it`);
+    }
+    const batches = await store.listBatches(id);
+    const sentRows = rows.filter((r) => r.status === 'sent' || r.status === 'delivered' || r.status === 'read').length;
+    const batchSent = batches.reduce((s, b) => s + b.sent, 0);
+    if (batchSent !== sentRows) violations.push(`I2: campaign ${id} batch records say ${batchSent} sent, rows say ${sentRows}`);
+  }
+  // I3: per account, sends at the provider never closer than the minimum (less latency jitter).
+  const jitter = latency.max - latency.min;
+  for (const [id, sim] of sims) {
+    const times = sim.sends.map((s) => s.at).sort((a, b) => a - b);
+    for (let i = 1; i < times.length; i++) {
+      if (times[i]! - times[i - 1]! < minGap - jitter) {
+        violations.push(`I3: account ${id} sent twice ${times[i]! - times[i - 1]!} ms apart (minimum ${minGap}, jitter ${jitter})`);
+        break;
+      }
+    }
+  }
+  // Account rule: a logged-out account stops at once. A slot granted just before the logout may
+  // still be used (one gap), nothing after that.
+  for (const l of logouts) {
+    const grace = l.from + maxGap + latency.max + 1;
+    const late = sims.get(l.id)!.sends.filter((s) => s.at > grace && s.at < l.to!);
+    if (late.length > 0) violations.push(`accounts: ${l.id} sent ${late.length} message(s) while logged out`);
+  }
+  // I4: every applied campaign transition is in the table.
+  for (const t of transitions) {
+    if (t.applied && !t.from.some((f) => canTransition(f, t.to))) violations.push(`I4: transition ${t.from.join('|')} -> ${t.to} applied`);
+  }
+
+  return {
+    seed: options.seed,
+    ok: violations.length === 0,
+    violations,
+    stats: {
+      campaigns: campaignIds.length,
+      accounts: accounts.length,
+      recipients,
+      sends,
+      crashes,
+      engines: lives.length,
+      steps,
+      optOuts,
+      inDoubt,
+      virtualMs: world.now() - Date.UTC(2026, 2, 2, 12, 0, 0),
+    },
+  };
+}
