@@ -118,7 +118,7 @@ async function printSummary(store: StateStore, campaignId: string) {
 }
 
 /** A made-up audience: Brazilian mobiles in assorted formats, a few duplicates and a few bad numbers. */
-function* audience(n: number) {
+function* audience(n: number): Generator<{ phone: string; vars: Record<string, string> }> {
   const names = ['Ana', 'Bruno', 'Carla', 'Diego', 'Elisa', 'Fábio', 'Gabi', 'Hugo', ''];
   const ddds = [11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 31, 41, 47, 48, 51, 61, 62, 71, 81, 85, 91, 92];
   for (let i = 0; i < n; i++) {

@@ -386,24 +386,24 @@ export class CampaignWorker {
 
     let result: SendResult;
     try {
+      // Attempts are counted here, not by p-retry: a rate limit consumes none, and the count must
+      // survive restarts (it is stored with the write-ahead). p-retry drives the loop and hooks.
+      const retryable = (err: TransportError) =>
+        err.kind === 'rate_limited' ||
+        ((err.kind === 'transient' || (err.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once')) && attempts < campaign.settings.maxAttempts);
       result = await pRetry(attempt, {
-        retries: Math.max(0, campaign.settings.maxAttempts - attempts - 1),
+        retries: Number.POSITIVE_INFINITY,
         minTimeout: 0,
         maxTimeout: 0,
-        shouldConsumeRetry: ({ error }) => !(TransportError.isInstance(error) && error.kind === 'rate_limited'),
-        shouldRetry: ({ error }) => {
-          if (!TransportError.isInstance(error)) return true;
-          return error.kind === 'transient' || error.kind === 'rate_limited' || (error.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once');
-        },
-        onFailedAttempt: async ({ error, retriesLeft }) => {
+        shouldRetry: ({ error }) => retryable(asTransportError(error)),
+        onFailedAttempt: async ({ error }) => {
           const err = asTransportError(error);
           if (err.kind === 'rate_limited') {
             attempts--; // a rate limit consumes no attempt
             const until = clock.now() + (err.retryAfterMs ?? 60_000);
             await store.updateAccount(account.id, { nextSendAtAtLeast: until }, clock.now());
           }
-          const retryable = err.kind === 'transient' || err.kind === 'rate_limited' || (err.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once');
-          if (!retryable || (retriesLeft <= 0 && err.kind !== 'rate_limited')) return;
+          if (!retryable(err)) return;
           // The row is `sending`; hand it back in the same step as the next write-ahead.
           handBack = {
             recipientId: recipient.id,

@@ -92,22 +92,35 @@ describe('crash and resume', () => {
   it('settles an in-doubt send through the transport lookup instead of guessing', async () => {
     const store = createMemoryStore();
     const clockA = new VirtualClock();
-    // Provider accepts the message, then the answer is lost (ambiguous): lookup can find it.
-    const simA = createSimulatorTransport({ seed: 3, clock: clockA, latencyMs: { min: 1_000, max: 1_000 } });
-    const engineA = createEngine({ store, clock: clockA, logger: silentLogger, leaseMs: 5_000, accounts: [{ id: 'a1', transport: simA, pacing: { intervalMs: { min: 0, max: 0 } } }] });
-    const c = await engineA.createCampaign({ name: 'lookup', template: 'Oi', accountIds: ['a1'] });
-    await engineA.addRecipients(c.id, phones(5).map((phone) => ({ phone })));
+    const clockB = new VirtualClock(clockA.now());
+    // One provider for both engines. Engine A dies right after the provider accepted its third
+    // message and before A heard back: the provider has it, A never recorded it.
+    let crashed = false;
+    const provider = createSimulatorTransport({
+      seed: 3,
+      clock: clockB,
+      onSend: () => {
+        if (provider.sends.length === 3 && !crashed) {
+          crashed = true;
+          return new Promise<void>(() => {}); // A hangs here forever: a dead process
+        }
+      },
+    });
+    const make = (clock: VirtualClock) =>
+      createEngine({ store, clock, logger: silentLogger, leaseMs: 5_000, accounts: [{ id: 'a1', transport: provider, pacing: { intervalMs: { min: 100, max: 100 } } }] });
+    const engineA = make(clockA);
+    const c = await engineA.createCampaign({ name: 'lookup', template: 'Oi', accountIds: ['a1'], inDoubt: 'at-most-once' });
+    await engineA.addRecipients(c.id, phones(6).map((phone) => ({ phone })));
     await engineA.start(c.id);
     const stopA = clockA.autoAdvance();
     void engineA.run();
-    while (simA.sends.length < 3) await new Promise((r) => setImmediate(r));
+    while (!crashed) await new Promise((r) => setImmediate(r));
     stopA();
-    // The third message is accepted by the provider but A died before recording it.
     const inFlight = await store.listRecipients(c.id, { status: ['sending'] });
-    expect(inFlight.length).toBeLessThanOrEqual(1);
+    expect(inFlight).toHaveLength(1);
 
-    const clockB = new VirtualClock(clockA.now());
-    const engineB = createEngine({ store, clock: clockB, logger: silentLogger, leaseMs: 5_000, accounts: [{ id: 'a1', transport: simA, pacing: { intervalMs: { min: 0, max: 0 } } }] });
+    clockB.advanceTo(clockA.now());
+    const engineB = make(clockB);
     const done = new Promise<void>((resolve) => engineB.on('campaign:completed', () => resolve()));
     const stopB = clockB.autoAdvance();
     void engineB.run();
@@ -115,8 +128,10 @@ describe('crash and resume', () => {
     await engineB.stop();
     stopB();
     const rows = await store.listRecipients(c.id);
-    expect(rows.filter((r) => r.status === 'unknown')).toEqual([]);
-    expect(rows.every((r) => r.status === 'sent')).toBe(true);
-    expect(duplicateSends([simA])).toEqual([]);
+    // Lookup found the accepted message: recorded as sent, not `unknown`, and never resent.
+    expect(rows.map((r) => r.status)).toEqual(['sent', 'sent', 'sent', 'sent', 'sent', 'sent']);
+    expect(rows.find((r) => r.id === inFlight[0]!.id)!.providerMessageId).toBe(provider.sends[2]!.providerMessageId);
+    expect(duplicateSends([provider])).toEqual([]);
+    expect(provider.sends).toHaveLength(6);
   });
 });

@@ -11,6 +11,7 @@ import {
   type SimulatorOptions,
   type SimulatorTransport,
   type StateStore,
+  type RecipientCounters,
 } from '@disparo/core';
 import { VirtualClock } from '@disparo/core/testing';
 
@@ -104,7 +105,7 @@ export function duplicateSends(sims: SimulatorTransport[]): string[] {
 export async function expectCountersMatchRows(store: StateStore, campaignId: string) {
   const c = (await store.getCampaign(campaignId))!;
   const rows = await store.listRecipients(campaignId, { limit: 1_000_000 });
-  const counted: Record<string, number> = { pending: 0, sending: 0, sent: 0, delivered: 0, read: 0, failed: 0, skipped: 0, unknown: 0 };
-  for (const r of rows) counted[r.status]!++;
-  return { counters: c.counters, counted: { total: rows.length, ...counted } };
+  const counted: RecipientCounters = { total: rows.length, pending: 0, sending: 0, sent: 0, delivered: 0, read: 0, failed: 0, skipped: 0, unknown: 0 };
+  for (const r of rows) counted[r.status]++;
+  return { counters: c.counters, counted };
 }

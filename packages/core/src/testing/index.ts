@@ -1,5 +1,3 @@
-export { describeStateStore } from './store-suite.js';
-export type { StoreFactory, StoreInspector, StoreSuiteOptions } from './store-suite.js';
-export { describeTransport } from './transport-suite.js';
-export type { TransportSuiteOptions } from './transport-suite.js';
 export { VirtualClock } from '../clock.js';
+export { runSimulation } from './simulation.js';
+export type { SimulationOptions, SimulationReport } from './simulation.js';
