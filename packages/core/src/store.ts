@@ -217,6 +217,8 @@ export interface Outcome {
    * (account error, shutdown), clearing its lease, with `attempts` as given.
    */
   status: 'sent' | 'failed' | 'skipped' | 'unknown' | 'pending';
+  /** With `pending`: keep the lease (a retry by the same owner follows, often in the same step). */
+  keepLease?: boolean;
   attempts: number;
   at: number;
   accountId?: string | null;

@@ -409,6 +409,7 @@ export class CampaignWorker {
             recipientId: recipient.id,
             campaignId: campaign.id,
             status: 'pending',
+            keepLease: true,
             attempts,
             at: clock.now(),
             accountId: account.id,

@@ -7,14 +7,17 @@ import { createSimulatorTransport, type SimulatorTransport } from '../simulator.
 import { canTransition } from '../state-machine.js';
 import type { StateStore } from '../store.js';
 import type { Transport } from '../transport.js';
+import { TransportError } from '../errors.js';
 import type { CampaignStatus, InDoubtPolicy } from '../types.js';
 
 export interface SimulationOptions {
   seed: number;
   /** A fresh store per seed (default: a MemoryStore). */
   store?: () => Promise<StateStore> | StateStore;
-  /** Virtual time of chaos before healing. Default 10 minutes. */
+  /** Virtual time of chaos before healing. Default 3 minutes. */
   chaosMs?: number;
+  /** Event-loop turns without activity before virtual time jumps (more for stores doing real I/O). */
+  idleTurns?: number;
 }
 
 export interface SimulationReport {
@@ -58,7 +61,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const world = new VirtualClock(Date.UTC(2026, 2, 2, 12, 0, 0));
   const store = options.store ? await options.store() : createMemoryStore();
   const violations: string[] = [];
-  const chaosMs = options.chaosMs ?? 10 * 60_000;
+  const chaosMs = options.chaosMs ?? 3 * 60_000;
 
   // ---- the world: accounts (one provider each, outside every engine) and campaigns
   const accountCount = between(rng, 1, 3);
@@ -96,7 +99,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const engines: Array<{ engine: Engine; life: Life }> = [];
   const transitions: Array<{ from: CampaignStatus[]; to: CampaignStatus; applied: boolean }> = [];
   const settledPending = new Set<string>();
-  const logouts: Array<{ id: string; from: number; to: number | null }> = [];
+  const ambiguousKeys = new Set<string>();
+  const logouts: Array<{ id: string; from: number; to: number | null; attempts: Map<number, number> }> = [];
+  const loggedOut = (id: string) => logouts.some((l) => l.id === id && l.to === null);
   let steps = 0;
   let crashes = 0;
   let optOuts = 0;
@@ -142,11 +147,23 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     },
   });
 
-  const wrapTransport = (sim: SimulatorTransport, life: Life): Transport => ({
+  const wrapTransport = (sim: SimulatorTransport, accountId: string, life: Life): Transport => ({
     name: sim.name,
     async send(message, opts) {
       if (life.crashed) return never();
-      const result = await sim.send(message, opts); // the provider has it even if we die now
+      const logout = logouts.find((l) => l.id === accountId && l.to === null);
+      if (logout) {
+        // The provider refuses a logged-out number; an engine that missed the event learns it here.
+        logout.attempts.set(life.id, (logout.attempts.get(life.id) ?? 0) + (world.now() > logout.from + maxGap + latency.max ? 1 : 0));
+        throw new TransportError('account', 'logged out', { accountReason: 'logged_out', providerCode: 401 });
+      }
+      let result;
+      try {
+        result = await sim.send(message, opts); // the provider has it even if we die now
+      } catch (error) {
+        if (TransportError.isInstance(error) && error.kind === 'ambiguous') ambiguousKeys.add(message.idempotencyKey);
+        throw error;
+      }
       return life.crashed ? never() : result;
     },
     lookup: sim.lookup ? (q) => sim.lookup!(q) : undefined,
@@ -166,7 +183,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       pollIntervalMs,
       claimSize: pick([5, 20, 100]),
       failureThreshold: 1_000,
-      accounts: accounts.map((id) => ({ id, transport: wrapTransport(sims.get(id)!, life), pacing })),
+      accounts: accounts.map((id) => ({ id, transport: wrapTransport(sims.get(id)!, id, life), pacing })),
     });
     engines.push({ engine, life });
     if (mode === 'run') void engine.run().catch(() => undefined);
@@ -179,12 +196,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const campaignIds: string[] = [];
   const policies = new Map<string, InDoubtPolicy>();
   let recipients = 0;
-  const stopAuto = world.autoAdvance();
+  // Everything but the store is in-process; a custom store may do real I/O, so give it more turns.
+  const stopAuto = world.autoAdvance({ idleTurns: options.idleTurns ?? (options.store ? 3 : 1) });
   try {
     for (let i = 0; i < campaignCount; i++) {
       const inDoubt: InDoubtPolicy = rng() < 0.7 ? 'at-most-once' : 'at-least-once';
       const used = accounts.filter(() => rng() < 0.7);
       const c = await admin.createCampaign({
+        id: `c${i}`,
         name: `sim ${i}`,
         templates: ['{Oi|Olá} {{name|amigo}} #' + i],
         accountIds: used.length ? used : [accounts[0]!],
@@ -243,18 +262,24 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
           optOuts++;
         }
       } else if (roll < 0.8) {
-        const sim = sims.get(pick(accounts))!;
-        sim.setConnected(false);
-        void world.sleep(between(rng, 1_000, 20_000)).then(() => sim.setConnected(true));
+        const id = pick(accounts);
+        const sim = sims.get(id)!;
+        if (!loggedOut(id)) {
+          sim.setConnected(false);
+          // A logged-out account does not come back by reconnecting: only its re-login does.
+          void world.sleep(between(rng, 1_000, 20_000)).then(() => !loggedOut(id) && sim.setConnected(true));
+        }
       } else if (roll < 0.85) {
         const id = pick(accounts);
-        if (!logouts.some((l) => l.id === id && l.to === null)) {
-          const logout = { id, from: world.now(), to: null as number | null };
+        if (!loggedOut(id)) {
+          const logout = { id, from: world.now(), to: null as number | null, attempts: new Map<number, number>() };
           logouts.push(logout);
           sims.get(id)!.inject({ type: 'connection', state: 'close', stopReason: 'logged_out', detail: 'simulated logout' });
           void world.sleep(between(rng, 5_000, 30_000)).then(() => {
+            if (logout.to !== null) return; // healing already logged it back in
             logout.to = world.now();
-            sims.get(id)!.inject({ type: 'connection', state: 'open' });
+            sims.get(id)!.setConnected(true);
+            sims.get(id)!.inject({ type: 'connection', state: 'open', detail: 'logged in again' });
           });
         }
       }
@@ -305,7 +330,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     inDoubt += counted.unknown!;
     for (const r of rows) {
       const n = sendsByKey.get(`${id}:${r.phone}`) ?? 0;
-      const mayRepeat = policies.get(id) === 'at-least-once' && settledPending.has(r.id);
+      // at-least-once: a send left in doubt (crash, or an ambiguous answer without lookup) may repeat.
+      const mayRepeat = policies.get(id) === 'at-least-once' && (settledPending.has(r.id) || ambiguousKeys.has(`${id}:${r.phone}`));
       if (n > 1 && !mayRepeat) violations.push(`I1: ${id}:${r.phone} sent ${n} times (status ${r.status})`);
       if ((r.status === 'sent' || r.status === 'delivered' || r.status === 'read') && n === 0) violations.push(`I2: ${id}:${r.phone} is ${r.status} but the provider never got it`);
     }
@@ -325,12 +351,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       }
     }
   }
-  // Account rule: a logged-out account stops at once. A slot granted just before the logout may
-  // still be used (one gap), nothing after that.
+  // Account rule: a logged-out account stops at once. Nothing reaches the provider while it is
+  // logged out (beyond a slot granted just before), and an engine that missed the event tries it
+  // at most once, learns from the refusal, and stops too.
   for (const l of logouts) {
     const grace = l.from + maxGap + latency.max + 1;
     const late = sims.get(l.id)!.sends.filter((s) => s.at > grace && s.at < l.to!);
-    if (late.length > 0) violations.push(`accounts: ${l.id} sent ${late.length} message(s) while logged out`);
+    if (late.length > 0) violations.push(`accounts: ${l.id} sent ${late.length} message(s) while logged out (${l.from}..${l.to}: ${late.map((x) => `${x.idempotencyKey}@${x.at}`).join(', ')})`);
+    for (const [engine, n] of l.attempts) if (n > 1) violations.push(`accounts: engine e${engine} tried logged-out ${l.id} ${n} times`);
   }
   // I4: every applied campaign transition is in the table.
   for (const t of transitions) {
