@@ -22,7 +22,7 @@ async function main() {
   const totals = { recipients: 0, sends: 0, crashes: 0, engines: 0, steps: 0, optOuts: 0, inDoubt: 0 };
   const failed: number[] = [];
   for (let seed = from; seed < from + count; seed++) {
-    const report = await runSimulation({ seed });
+    const report = await runSimulation({ seed, chaosMs: arg('chaos-ms') ?? 60_000 });
     for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += report.stats[k];
     if (!report.ok) {
       failed.push(seed);
