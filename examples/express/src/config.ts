@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const accountSchema = z.discriminatedUnion('transport', [
+  z.object({
+    id: z.string().min(1),
+    transport: z.literal('simulator'),
+    latencyMs: z.object({ min: z.number(), max: z.number() }).optional(),
+    intervalMs: z.object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative() }).optional(),
+  }),
+  z.object({
+    id: z.string().min(1),
+    transport: z.literal('evolution'),
+    baseUrl: z.url(),
+    apiKey: z.string().min(1),
+    instance: z.string().min(1),
+    webhookSecret: z.string().min(1).optional(),
+    intervalMs: z.object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative() }).optional(),
+  }),
+]);
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+  HOST: z.string().default('127.0.0.1'),
+  API_KEY: z.string().min(12, 'use at least 12 characters').optional(),
+  DATABASE_URL: z.string().optional(),
+  DATA_DIR: z.string().default('.disparo/express'),
+  ACCOUNTS: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (!text) return [{ id: 'sim-1', transport: 'simulator' as const }, { id: 'sim-2', transport: 'simulator' as const }];
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON array, e.g. [{"id":"sales-1","transport":"evolution",...}]' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.array(accountSchema).min(1)),
+});
+
+export type Config = z.output<typeof envSchema> & { API_KEY: string; generatedKey: boolean };
+export type AccountEnv = z.output<typeof accountSchema>;
+
+/** Read the configuration from the environment; every mistake is named. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const key = parsed.data.API_KEY;
+  return { ...parsed.data, API_KEY: key ?? randomBytes(18).toString('base64url'), generatedKey: key === undefined };
+}
