@@ -11,6 +11,7 @@ export type { CreateCampaignInput, PacingInput, RecipientInput, StepOptions } fr
 export { normalizePhone } from './phone.js';
 export { compileTemplate, renderTemplate, MAX_TEXT_LENGTH } from './template.js';
 export { seededRandom } from './random.js';
+export { Mutex } from './mutex.js';
 export { sendWindowState, capWindows, dailyCapAt } from './windows.js';
 export { MemoryStore, createMemoryStore } from './memory-store.js';
 export { SimulatorTransport, createSimulatorTransport } from './simulator.js';

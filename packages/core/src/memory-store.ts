@@ -138,7 +138,8 @@ const copyCampaign = (c: Campaign): Campaign => structuredClone(c);
  * - claims fill `limit` past suppressed rows (those are skipped and do not count).
  * - in doubt means `leaseExpiresAt <= now`, in `listInDoubt` as in `settleInDoubt` and claims.
  * - slot reservation checks the daily cap before the hourly one (its retry time is the later one).
- * - receipts never touch `sending` rows (their worker records the outcome), and never move `processedAt`.
+ * - receipts leave `sending` rows to their worker (settling one under a live lease would refuse the
+ *   worker's outcome and its account effect), settle `unknown` rows forward, and never move `processedAt`.
  */
 export class MemoryStore implements StateStore {
   readonly name = 'memory';
@@ -329,9 +330,9 @@ export class MemoryStore implements StateStore {
   // ---- work ------------------------------------------------------------
 
   async claimRecipients(input: ClaimInput): Promise<Recipient[]> {
-    const b = this.campaigns.get(input.campaignId)?.batches.get(input.batch);
-    if (!b) return [];
-    const cs = this.campaigns.get(input.campaignId)!;
+    const cs = this.campaigns.get(input.campaignId);
+    const b = cs?.batches.get(input.batch);
+    if (!cs || !b) return [];
     const { now, owner } = input;
     if (b.record.startedAt === null) b.record.startedAt = now;
     const out: Recipient[] = [];
@@ -362,7 +363,7 @@ export class MemoryStore implements StateStore {
 
   async advance(input: AdvanceInput): Promise<AdvanceResult> {
     const outcomes: OutcomeResult[] = [];
-    if (input.outcomes) for (const o of input.outcomes) outcomes.push(this.applyOutcome(o, input.owner, input.now));
+    if (input.outcomes) for (const o of input.outcomes) outcomes.push(this.applyOutcome(o, input.owner, input.now, input.leaseMs));
     if (!input.begin) return { outcomes };
     return { outcomes, begin: this.begin(input) };
   }
@@ -651,7 +652,7 @@ export class MemoryStore implements StateStore {
   // ---- internals ---------------------------------------------------------
 
   /** Record one outcome if `owner` still leases the row (pending or sending). */
-  private applyOutcome(o: Outcome, owner: string, now: number): OutcomeResult {
+  private applyOutcome(o: Outcome, owner: string, now: number, leaseMs: number): OutcomeResult {
     const row = this.byId.get(o.recipientId);
     if (!row || row.campaignId !== o.campaignId || row.leaseOwner !== owner || !isOpen(row.status)) {
       return { recipientId: o.recipientId, applied: false };
@@ -663,7 +664,12 @@ export class MemoryStore implements StateStore {
     if (o.accountId) row.accountId = o.accountId;
     if (o.providerMessageId) this.setPid(row, o.providerMessageId);
     if (o.error !== undefined) row.lastError = o.error;
-    this.setLease(row, null, null);
+    if (o.status === 'pending' && o.keepLease) {
+      // A retry by the same owner follows (often in this very step): keep the row, renewed like a heartbeat.
+      this.setLease(row, owner, now + leaseMs);
+    } else {
+      this.setLease(row, null, null);
+    }
     if (o.status === 'pending') {
       this.move(cs, row, 'pending');
     } else {

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { systemClock, type Clock } from './clock.js';
-import { TransportError, ValidationError, type TransportErrorKind } from './errors.js';
+import { TransportError, ValidationError, type AccountStopReason, type TransportErrorKind, type ValidationIssue } from './errors.js';
 import { seededRandom } from './random.js';
-import type { MediaSpec, ConnectionState } from './types.js';
+import type { ConnectionState, MediaSpec } from './types.js';
 import type { LookupQuery, NumberCheck, OutboundMessage, SendOptions, SendResult, Transport, TransportEvent, TransportEventListener } from './transport.js';
 
+/** One message the simulated provider accepted. */
 export interface SimulatorSendRecord {
   to: string;
   text: string;
@@ -15,67 +16,154 @@ export interface SimulatorSendRecord {
   at: number;
 }
 
-const KINDS: TransportErrorKind[] = ['transient', 'rate_limited', 'invalid_recipient', 'permanent', 'account', 'ambiguous'];
-const range = z.object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative() }).refine((r) => r.max >= r.min, { message: 'max must be >= min', path: ['max'] });
-const rate = z.number().min(0).max(1);
+/** A one-shot failure queued with `failNext`. */
+export interface SimulatorScriptedFailure {
+  /** For `rate_limited`; defaults to `rateLimitRetryAfterMs`. `null`: the provider gives none. */
+  retryAfterMs?: number | null;
+  /** For `account`; defaults to `disconnected`. */
+  accountReason?: AccountStopReason;
+}
+
+const KINDS = ['transient', 'rate_limited', 'invalid_recipient', 'permanent', 'account', 'ambiguous'] as const satisfies readonly TransportErrorKind[];
+
+const nonNegativeInt = z.number().int().nonnegative();
+const probability = z.number().min(0).max(1);
+const latencySchema = z
+  .object({ min: nonNegativeInt, max: nonNegativeInt })
+  .strict()
+  .refine((r) => r.max >= r.min, { message: 'max must be >= min', path: ['max'] });
+const outageSchema = z.object({ afterSends: z.number().int().positive(), forMs: nonNegativeInt }).strict();
 
 const optionsSchema = z
   .object({
     name: z.string().min(1).default('simulator'),
     seed: z.number().int().default(1),
-    clock: z.custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).sleep === 'function', 'must be a Clock').optional(),
-    latencyMs: range.default({ min: 0, max: 0 }),
+    clock: z
+      .custom<Clock>((v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function' && typeof (v as Clock).sleep === 'function', 'must be a Clock (now and sleep)')
+      .optional(),
+    latencyMs: latencySchema.default({ min: 0, max: 0 }),
     failureRates: z
-      .object({ transient: rate, rate_limited: rate, invalid_recipient: rate, permanent: rate, account: rate, ambiguous: rate })
+      .object({
+        transient: probability,
+        rate_limited: probability,
+        invalid_recipient: probability,
+        permanent: probability,
+        account: probability,
+        ambiguous: probability,
+      })
       .partial()
-      .refine((r) => Object.values(r).reduce((s, x) => s + (x ?? 0), 0) <= 1, 'failure rates add up to more than 1')
+      .strict()
+      .refine((r) => Object.values(r).reduce<number>((s, x) => s + (x ?? 0), 0) <= 1, 'failure rates add up to more than 1')
       .default({}),
-    rateLimitRetryAfterMs: z.number().int().nonnegative().default(1_000),
-    notOnWhatsApp: z.union([z.array(z.string()), z.custom<(phone: string) => boolean>((v) => typeof v === 'function')]).optional(),
-    disconnect: z.array(z.object({ afterSends: z.number().int().positive(), forMs: z.number().int().nonnegative() })).optional(),
-    receipts: z.object({ deliveredAfterMs: z.number().int().nonnegative(), readAfterMs: z.number().int().nonnegative().optional(), readRate: rate.default(0) }).optional(),
+    /** `null`: rate-limit answers carry no retry-after. */
+    rateLimitRetryAfterMs: nonNegativeInt.nullable().default(1_000),
+    notOnWhatsApp: z.union([z.array(z.string()), z.custom<(phone: string) => boolean>((v) => typeof v === 'function', 'must be an array of phones or a function')]).optional(),
+    /** Absolute: outage N begins right after the `afterSends`-th accepted send in total. */
+    disconnect: z.union([outageSchema, z.array(outageSchema)]).optional(),
+    receipts: z
+      .object({
+        deliveredAfterMs: nonNegativeInt,
+        /** Measured from acceptance, like `deliveredAfterMs`. */
+        readAfterMs: nonNegativeInt.optional(),
+        /** Share of messages read; defaults to 1 when `readAfterMs` is set. */
+        readRate: probability.optional(),
+      })
+      .strict()
+      .refine((r) => r.readAfterMs === undefined || r.readAfterMs >= r.deliveredAfterMs, { message: 'must be >= deliveredAfterMs', path: ['readAfterMs'] })
+      .optional(),
     lookup: z.boolean().default(true),
+    /** Provider message ids are `${prefix}${counter}`; default `SIM` + the seed in hex. Set it when a persistent store outlives the process. */
+    messageIdPrefix: z.string().min(1).optional(),
     onSend: z.custom<(record: SimulatorSendRecord) => void | Promise<void>>((v) => typeof v === 'function', 'must be a function').optional(),
   })
   .strict();
 
 export type SimulatorOptions = z.input<typeof optionsSchema>;
 
+function invalidOptions(error: z.ZodError): ValidationError {
+  const issues: ValidationIssue[] = [];
+  for (const issue of error.issues) {
+    const base = issue.path.map(String).join('.');
+    // Name unknown keys themselves, so `err.field` points at the typo.
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) issues.push({ path: base ? `${base}.${key}` : key, message: 'unknown option' });
+    } else {
+      issues.push({ path: base || '(root)', message: issue.message });
+    }
+  }
+  return new ValidationError(`Invalid simulator options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues, { cause: error });
+}
+
+function hex8(value: number): string {
+  return (value >>> 0).toString(16).toUpperCase().padStart(8, '0');
+}
+
 /**
  * A stand-in for one WhatsApp account: latency, failures by error kind, disconnects and
- * reconnects, delivery and read receipts after delays, optional lookup. Seeded and deterministic:
- * the same seed and the same calls give the same outcomes. Its `sends` are what "WhatsApp" got.
+ * reconnects, delivery and read receipts after delays, lookup by idempotency key, typing.
+ * Seeded and deterministic: the same seed and the same calls give the same outcomes.
+ * Its `sends` are what "WhatsApp" accepted.
  */
 export class SimulatorTransport implements Transport {
   readonly name: string;
-  /** Every message the provider accepted, in order. */
+  /** Every message the provider accepted, in order (ambiguous ones included). */
   readonly sends: SimulatorSendRecord[] = [];
   /** Typing presences shown: to, ms, at. */
   readonly typings: Array<{ to: string; ms: number; at: number }> = [];
-  readonly lookup?: (query: LookupQuery) => Promise<SendResult | null>;
+  /** Present unless `lookup: false`, so the engine sees a transport without lookup. */
+  declare readonly lookup?: (query: LookupQuery) => Promise<SendResult | null>;
+
   private readonly opts: z.output<typeof optionsSchema>;
   private readonly clock: Clock;
-  private readonly random: () => number;
-  private readonly notOnWhatsApp: (phone: string) => boolean;
+  // Separate streams, so configuring latency or subscribing to receipts does not shift send outcomes.
+  private readonly outcomeRandom: () => number;
+  private readonly latencyRandom: () => number;
+  private readonly receiptRandom: () => number;
+  private readonly latencyMin: number;
+  private readonly latencySpan: number;
+  private readonly thresholds: Array<[TransportErrorKind, number]>;
+  private readonly absentSet: Set<string>;
+  private readonly absentPredicate: ((phone: string) => boolean) | null;
+  private readonly outages: Array<{ afterSends: number; forMs: number }>;
+  private readonly idPrefix: string;
   private readonly byKey = new Map<string, SimulatorSendRecord>();
   private readonly listeners = new Set<TransportEventListener>();
-  private readonly failing: boolean;
+  private readonly scripted: Array<{ kind: TransportErrorKind } & SimulatorScriptedFailure> = [];
+  // Receipts and reconnects wait in one queue behind a single clock sleep: thousands of pending
+  // receipts cost one timer (and one abort listener), not one each.
+  private readonly timers: Array<{ at: number; fn: () => void }> = [];
+  private timersHead = 0;
+  private armed: { at: number; controller: AbortController } | null = null;
+  private firing = false;
+  private holds = 0;
   private connected = true;
   private counter = 0;
-  private nextDisconnect = 0;
+  private nextOutage = 0;
 
   constructor(options: SimulatorOptions = {}) {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) throw ValidationError.fromZod('simulator options', parsed.error);
-    this.opts = parsed.data;
-    this.name = this.opts.name;
-    this.clock = this.opts.clock ?? systemClock;
-    this.random = seededRandom(this.opts.seed);
-    const absent = this.opts.notOnWhatsApp;
-    const set = Array.isArray(absent) ? new Set(absent) : null;
-    this.notOnWhatsApp = typeof absent === 'function' ? absent : set ? (p) => set.has(p) : () => false;
-    this.failing = Object.values(this.opts.failureRates).some((r) => (r ?? 0) > 0);
-    if (this.opts.lookup) this.lookup = async (q) => this.find(q.message.idempotencyKey);
+    const parsed = optionsSchema.safeParse(options ?? {});
+    if (!parsed.success) throw invalidOptions(parsed.error);
+    const o = parsed.data;
+    this.opts = o;
+    this.name = o.name;
+    this.clock = o.clock ?? systemClock;
+    this.outcomeRandom = seededRandom(o.seed);
+    this.latencyRandom = seededRandom(o.seed ^ 0x9e3779b9);
+    this.receiptRandom = seededRandom(o.seed ^ 0x85ebca6b);
+    this.latencyMin = o.latencyMs.min;
+    this.latencySpan = o.latencyMs.max - o.latencyMs.min;
+    let acc = 0;
+    this.thresholds = [];
+    for (const kind of KINDS) {
+      const rate = o.failureRates[kind] ?? 0;
+      if (rate > 0) this.thresholds.push([kind, (acc += rate)]);
+    }
+    const absent = o.notOnWhatsApp;
+    this.absentSet = new Set(Array.isArray(absent) ? absent : []);
+    this.absentPredicate = typeof absent === 'function' ? absent : null;
+    this.outages = o.disconnect === undefined ? [] : (Array.isArray(o.disconnect) ? [...o.disconnect] : [o.disconnect]).sort((a, b) => a.afterSends - b.afterSends);
+    this.idPrefix = o.messageIdPrefix ?? `SIM${hex8(o.seed)}`;
+    if (o.lookup) this.lookup = async (query) => this.find(query.message.idempotencyKey);
   }
 
   get sendCount(): number {
@@ -89,44 +177,137 @@ export class SimulatorTransport implements Transport {
     return counts;
   }
 
-  async send(message: OutboundMessage, options: SendOptions = {}): Promise<SendResult> {
-    const signal = options.signal;
+  /** Idempotency keys accepted more than once. */
+  duplicates(): string[] {
+    const out: string[] = [];
+    for (const [key, n] of this.countByKey()) if (n > 1) out.push(key);
+    return out;
+  }
+
+  async send(message: OutboundMessage, options?: SendOptions): Promise<SendResult> {
+    const signal = options?.signal;
     if (signal?.aborted) throw signal.reason;
-    const { min, max } = this.opts.latencyMs;
-    if (max > 0) await this.clock.sleep(min + Math.floor(this.random() * (max - min + 1)), signal);
-    if (!this.connected) throw new TransportError('account', 'Connection Closed', { accountReason: 'disconnected', providerCode: 428 });
-    if (this.notOnWhatsApp(message.to)) throw new TransportError('invalid_recipient', `${message.to} is not on WhatsApp`, { providerCode: 'exists:false' });
+    // Zero latency takes no timer at all: the engine benchmark runs through this path.
+    if (this.latencySpan > 0 || this.latencyMin > 0) {
+      const ms = this.latencySpan > 0 ? this.latencyMin + Math.floor(this.latencyRandom() * (this.latencySpan + 1)) : this.latencyMin;
+      await this.clock.sleep(ms, signal);
+    }
+    if (!this.connected) throw new TransportError('account', 'Connection Closed (simulated)', { accountReason: 'disconnected', providerCode: 428 });
+
     let kind: TransportErrorKind | null = null;
-    if (this.failing) {
-      const roll = this.random();
-      let acc = 0;
-      for (const k of KINDS) {
-        acc += this.opts.failureRates[k] ?? 0;
-        if (roll < acc) {
+    let scripted: SimulatorScriptedFailure | undefined;
+    if (this.scripted.length > 0) {
+      const next = this.scripted.shift()!;
+      kind = next.kind;
+      scripted = next;
+    } else if (this.isAbsent(message.to)) {
+      throw new TransportError('invalid_recipient', `${message.to} is not on WhatsApp (simulated)`, { providerCode: 'exists:false' });
+    } else if (this.thresholds.length > 0) {
+      const roll = this.outcomeRandom();
+      for (const [k, upTo] of this.thresholds) {
+        if (roll < upTo) {
           kind = k;
           break;
         }
       }
     }
-    if (kind !== null && kind !== 'ambiguous') throw this.failure(kind);
+    if (kind !== null && kind !== 'ambiguous') throw this.failure(kind, scripted);
+
     const record = this.accept(message);
-    if (this.opts.onSend) await this.opts.onSend(record);
+    if (this.opts.onSend) {
+      const pending = this.opts.onSend(record);
+      if (pending) await (signal ? raceAbort(pending, signal) : pending);
+    }
+    if (this.holds > 0) {
+      // The request left and was accepted, but the reply never comes: only the caller's signal ends it.
+      this.holds--;
+      await (signal ? raceAbort(new Promise<never>(() => {}), signal) : new Promise<never>(() => {}));
+    }
     if (kind === 'ambiguous') throw new TransportError('ambiguous', 'simulated timeout after the message left', { providerCode: 'timeout' });
-    return { providerMessageId: record.providerMessageId, acceptedAt: record.at, remoteJid: `${message.to}@s.whatsapp.net` };
+    return { providerMessageId: record.providerMessageId, acceptedAt: record.at, remoteJid: `${record.to}@s.whatsapp.net` };
   }
 
-  private failure(kind: TransportErrorKind): TransportError {
+  async connectionState(): Promise<ConnectionState> {
+    return this.connected ? 'open' : 'close';
+  }
+
+  async checkNumbers(phones: string[]): Promise<NumberCheck[]> {
+    return phones.map((phone) => (this.isAbsent(phone) ? { phone, exists: false } : { phone, exists: true, jid: `${phone}@s.whatsapp.net` }));
+  }
+
+  async typing(to: string, ms: number, options?: SendOptions): Promise<void> {
+    if (options?.signal?.aborted) return;
+    this.typings.push({ to, ms, at: this.clock.now() });
+  }
+
+  subscribe(listener: TransportEventListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Stop pending receipts and reconnects and drop subscribers. Sends still work (a test may keep using it). */
+  async close(): Promise<void> {
+    this.armed?.controller.abort(new Error('simulator closed'));
+    this.armed = null;
+    this.timers.length = 0;
+    this.timersHead = 0;
+    this.listeners.clear();
+  }
+
+  // ---- test controls --------------------------------------------------------
+
+  /** Push any event to subscribers, as the provider would (an inbound "SAIR", a logout). */
+  inject(event: TransportEvent): void {
+    this.emit(event);
+  }
+
+  /** Drop or restore the connection; subscribers hear a `connection` event when it changes. */
+  setConnected(open: boolean): void {
+    if (this.connected === open) return;
+    this.connected = open;
+    this.emit({ type: 'connection', state: open ? 'open' : 'close', detail: open ? 'reconnected (simulated)' : 'connection lost (simulated)' });
+  }
+
+  /** Make the next send (after latency, while connected) fail with `kind`; queued calls apply in order. */
+  failNext(kind: TransportErrorKind, failure: SimulatorScriptedFailure = {}): void {
+    if (!(KINDS as readonly string[]).includes(kind)) throw new ValidationError(`Invalid failNext kind "${String(kind)}"`, [{ path: 'kind', message: `must be one of ${KINDS.join(', ')}` }]);
+    this.scripted.push({ kind, ...failure });
+  }
+
+  /** Numbers that are not on WhatsApp from now on (added to `notOnWhatsApp`). */
+  markNotOnWhatsApp(...phones: string[]): void {
+    for (const phone of phones) this.absentSet.add(phone);
+  }
+
+  /** The next accepted send never gets its reply: it settles only when its signal aborts (a send timeout). */
+  holdNext(): void {
+    this.holds++;
+  }
+
+  // ---- internals ------------------------------------------------------------
+
+  private isAbsent(phone: string): boolean {
+    return this.absentSet.has(phone) || (this.absentPredicate !== null && this.absentPredicate(phone));
+  }
+
+  private failure(kind: TransportErrorKind, scripted?: SimulatorScriptedFailure): TransportError {
     switch (kind) {
-      case 'rate_limited':
-        return new TransportError('rate_limited', 'rate-overlimit', { retryAfterMs: this.opts.rateLimitRetryAfterMs, providerCode: 429 });
+      case 'rate_limited': {
+        const retryAfterMs = scripted?.retryAfterMs === undefined ? this.opts.rateLimitRetryAfterMs : scripted.retryAfterMs;
+        return new TransportError('rate_limited', 'rate-overlimit (simulated)', { ...(retryAfterMs === null ? {} : { retryAfterMs }), providerCode: 429 });
+      }
       case 'account':
-        return new TransportError('account', 'Connection Closed', { accountReason: 'disconnected', providerCode: 428 });
+        return new TransportError('account', 'account unavailable (simulated)', { accountReason: scripted?.accountReason ?? 'disconnected', providerCode: 428 });
       case 'invalid_recipient':
-        return new TransportError('invalid_recipient', 'number is not on WhatsApp', { providerCode: 'exists:false' });
+        return new TransportError('invalid_recipient', 'number is not on WhatsApp (simulated)', { providerCode: 'exists:false' });
       case 'permanent':
-        return new TransportError('permanent', 'simulated permanent failure (bad request)', { providerCode: 400 });
+        return new TransportError('permanent', 'bad request (simulated)', { providerCode: 400 });
+      case 'ambiguous':
+        return new TransportError('ambiguous', 'simulated timeout after the message left', { providerCode: 'timeout' });
       default:
-        return new TransportError('transient', 'simulated transient failure (HTTP 500)', { providerCode: 500 });
+        return new TransportError('transient', 'internal server error (simulated)', { providerCode: 500 });
     }
   }
 
@@ -136,66 +317,75 @@ export class SimulatorTransport implements Transport {
       text: message.text,
       media: message.media ?? null,
       idempotencyKey: message.idempotencyKey,
-      providerMessageId: `SIM${(this.opts.seed >>> 0).toString(16).toUpperCase()}X${(++this.counter).toString(16).toUpperCase().padStart(8, '0')}`,
+      providerMessageId: this.idPrefix + hex8(++this.counter),
       at: this.clock.now(),
     };
     this.sends.push(record);
-    this.byKey.set(message.idempotencyKey, record);
+    // The first acceptance answers lookups: that is the message the recipient saw first.
+    if (!this.byKey.has(record.idempotencyKey)) this.byKey.set(record.idempotencyKey, record);
     if (this.opts.receipts && this.listeners.size > 0) this.scheduleReceipts(record);
-    const plan = this.opts.disconnect?.[this.nextDisconnect];
-    if (plan && this.sends.length >= plan.afterSends) {
-      this.nextDisconnect++;
+    const outage = this.outages[this.nextOutage];
+    if (outage && this.sends.length >= outage.afterSends) {
+      this.nextOutage++;
       this.setConnected(false);
-      void this.clock.sleep(plan.forMs).then(() => this.setConnected(true));
+      this.later(outage.forMs, () => this.setConnected(true));
     }
     return record;
   }
 
   private scheduleReceipts(record: SimulatorSendRecord): void {
     const r = this.opts.receipts!;
-    const read = r.readAfterMs !== undefined && this.random() < r.readRate;
-    void this.clock.sleep(r.deliveredAfterMs).then(() => {
-      this.emit({ type: 'status', providerMessageId: record.providerMessageId, status: 'delivered', at: this.clock.now() });
-      if (read) {
-        void this.clock.sleep(Math.max(0, r.readAfterMs! - r.deliveredAfterMs)).then(() =>
-          this.emit({ type: 'status', providerMessageId: record.providerMessageId, status: 'read', at: this.clock.now() }),
-        );
-      }
+    const readRate = r.readRate ?? (r.readAfterMs === undefined ? 0 : 1);
+    const read = r.readAfterMs !== undefined && this.receiptRandom() < readRate;
+    const id = record.providerMessageId;
+    this.later(r.deliveredAfterMs, () => {
+      this.emit({ type: 'status', providerMessageId: id, status: 'delivered', at: this.clock.now() });
+      if (read) this.later(r.readAfterMs! - r.deliveredAfterMs, () => this.emit({ type: 'status', providerMessageId: id, status: 'read', at: this.clock.now() }));
     });
   }
 
-  private async find(key: string): Promise<SendResult | null> {
+  /** Run `fn` after `ms` on the clock, unless `close()` comes first. Same-time callbacks run in call order. */
+  private later(ms: number, fn: () => void): void {
+    const timer = { at: this.clock.now() + ms, fn };
+    // Delays are mostly equal, so the new timer usually belongs at the end: search from there.
+    let i = this.timers.length;
+    while (i > this.timersHead && this.timers[i - 1]!.at > timer.at) i--;
+    this.timers.splice(i, 0, timer);
+    if (!this.firing && (this.armed === null || timer.at < this.armed.at)) this.arm();
+  }
+
+  private arm(): void {
+    this.armed?.controller.abort();
+    this.armed = null;
+    const first = this.timers[this.timersHead];
+    if (!first) return;
+    const armed = { at: first.at, controller: new AbortController() };
+    this.armed = armed;
+    this.clock.sleep(Math.max(0, first.at - this.clock.now()), armed.controller.signal).then(
+      () => {
+        if (this.armed !== armed) return;
+        this.armed = null;
+        this.firing = true;
+        try {
+          const now = this.clock.now();
+          while (this.timersHead < this.timers.length && this.timers[this.timersHead]!.at <= now) this.timers[this.timersHead++]!.fn();
+        } finally {
+          this.firing = false;
+          // Drop fired timers in bulk rather than shifting one at a time.
+          if (this.timersHead > 1_024 && this.timersHead * 2 > this.timers.length) {
+            this.timers.splice(0, this.timersHead);
+            this.timersHead = 0;
+          }
+        }
+        this.arm();
+      },
+      () => undefined,
+    );
+  }
+
+  private find(key: string): SendResult | null {
     const record = this.byKey.get(key);
     return record ? { providerMessageId: record.providerMessageId, acceptedAt: record.at, remoteJid: `${record.to}@s.whatsapp.net` } : null;
-  }
-
-  async connectionState(): Promise<ConnectionState> {
-    return this.connected ? 'open' : 'close';
-  }
-
-  async checkNumbers(phones: string[]): Promise<NumberCheck[]> {
-    return phones.map((phone) => ({ phone, exists: !this.notOnWhatsApp(phone), ...(this.notOnWhatsApp(phone) ? {} : { jid: `${phone}@s.whatsapp.net` }) }));
-  }
-
-  async typing(to: string, ms: number): Promise<void> {
-    this.typings.push({ to, ms, at: this.clock.now() });
-  }
-
-  subscribe(listener: TransportEventListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** Push any event to subscribers, as the provider would (an inbound "SAIR", a logout). */
-  inject(event: TransportEvent): void {
-    this.emit(event);
-  }
-
-  /** Drop or restore the connection; subscribers hear a `connection` event. */
-  setConnected(open: boolean): void {
-    if (this.connected === open) return;
-    this.connected = open;
-    this.emit({ type: 'connection', state: open ? 'open' : 'close', detail: open ? 'reconnected' : 'connection lost' });
   }
 
   private emit(event: TransportEvent): void {
@@ -203,10 +393,29 @@ export class SimulatorTransport implements Transport {
       try {
         listener(event);
       } catch {
-        // a subscriber's failure is its own
+        // A subscriber's failure is its own; the provider keeps talking to the others.
       }
     }
   }
+}
+
+/** Settle like `promise`, or reject with the signal's reason when it aborts first. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 export function createSimulatorTransport(options: SimulatorOptions = {}): SimulatorTransport {

@@ -286,12 +286,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     }
 
     // ---- heal: everything reconnects, manual pauses end, one healthy worker finishes the job
+    // The healer subscribes first, so it hears every account come back (as a worker would after re-pairing).
+    for (const l of logouts) l.to ??= world.now();
+    const healer = spawn('run').engine;
+    await healer.ready();
     for (const sim of sims.values()) {
       sim.setConnected(true);
       sim.inject({ type: 'connection', state: 'open' });
     }
-    for (const l of logouts) l.to ??= world.now();
-    const healer = spawn('run').engine;
     const deadline = world.now() + 6 * 3_600_000;
     for (;;) {
       const all = await Promise.all(campaignIds.map((id) => store.getCampaign(id)));

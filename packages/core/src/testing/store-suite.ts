@@ -548,6 +548,39 @@ export function describeStateStore(name: string, factory: StoreFactory, inspect:
         expect(seqs(await claim('o2', { now: T0 + 11 }))).toEqual([5]);
       });
 
+      it('a pending outcome with keepLease leaves the row leased to its owner, so the retry begins in the same step', async () => {
+        const rows = await seed({ n: 2 });
+        await claim('o1');
+        expect((await begin('o1', rows[0]!)).granted).toBe(true);
+        const retry = await store.advance({
+          owner: 'o1',
+          now: T0 + 10,
+          leaseMs: LEASE_MS,
+          outcomes: [out(rows[0]!, 'pending', { keepLease: true, attempts: 1, error: 'transient', accountId: 'a1', accountEffect: 'failure' })],
+          begin: { recipientId: rows[0]!.id, campaignId: 'c1', text: 'again', attempt: 2, slot: { accountId: 'a1', gapMs: 0, leadMs: 0 } },
+        });
+        expect(retry.outcomes.map((o) => o.applied)).toEqual([true]);
+        expect(retry.begin).toEqual({ granted: true, slotAt: T0 + 10 });
+        expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'sending', attempts: 2, text: 'again', leaseOwner: 'o1', lastError: 'transient' });
+        // Handed back with the lease kept (the retry waits out a backoff): still the owner's, nobody else's.
+        expect((await record('o1', [out(rows[0]!, 'pending', { keepLease: true, attempts: 2 })], T0 + 20))[0]!.applied).toBe(true);
+        expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'pending', leaseOwner: 'o1', attempts: 2 });
+        expect(seqs(await claim('o2', { now: T0 + 20 }))).toEqual([]);
+        // Without keepLease, a hand-back clears the lease: the same step's write-ahead is refused.
+        const plain = await store.advance({
+          owner: 'o1',
+          now: T0 + 30,
+          leaseMs: LEASE_MS,
+          outcomes: [out(rows[0]!, 'pending', { attempts: 2 })],
+          begin: { recipientId: rows[0]!.id, campaignId: 'c1', text: 'again', attempt: 3, slot: { accountId: 'a1', gapMs: 0, leadMs: 0 } },
+        });
+        expect(plain.outcomes.map((o) => o.applied)).toEqual([true]);
+        expect(plain.begin).toMatchObject({ granted: false, reason: 'lease_lost' });
+        expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'pending', leaseOwner: null });
+        expect(seqs(await claim('o2', { now: T0 + 31 }))).toEqual([1]);
+        await consistent();
+      });
+
       it('refuses outcomes without the lease and writes nothing', async () => {
         const rows = await seed({ n: 4 });
         const [r1, r2, r3] = rows;

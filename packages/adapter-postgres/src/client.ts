@@ -1,0 +1,100 @@
+import { Mutex, StoreError } from '@disparo/core';
+
+/** The one method Disparo needs from a client: node-postgres `Pool`/`Client` and PGlite all have it. */
+export interface Queryable {
+  query(text: string, params?: unknown[]): Promise<{ rows: any[] }>;
+}
+
+/** A node-postgres pool (`pg.Pool`): a dedicated connection is checked out for transactions, COPY and LISTEN. */
+export interface PoolLike extends Queryable {
+  connect(): Promise<PoolClientLike>;
+}
+
+export interface PoolClientLike extends Queryable {
+  release(error?: boolean | Error): void;
+  on?(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  removeListener?(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+}
+
+/** PGlite: one session; multi-statement SQL goes through `exec`, notifications through `listen`. */
+export interface PGliteLike extends Queryable {
+  exec(text: string): Promise<unknown>;
+  listen?(channel: string, callback: (payload: string) => void): Promise<() => Promise<void>>;
+}
+
+export type Client = Queryable;
+
+export const isPool = (c: Queryable): c is PoolLike =>
+  typeof (c as { connect?: unknown }).connect === 'function' && 'totalCount' in (c as object) && 'idleCount' in (c as object);
+
+export const isPGlite = (c: Queryable): c is PGliteLike =>
+  typeof (c as { exec?: unknown }).exec === 'function' && typeof (c as { listen?: unknown }).listen === 'function';
+
+/**
+ * The client, seen as either a pool (a connection per transaction) or one session (PGlite, a single
+ * `pg.Client`), where a transaction must not interleave with other queries: everything queues.
+ */
+export class Db {
+  readonly pool: PoolLike | null;
+  readonly session: Queryable | null;
+  private readonly mutex = new Mutex();
+
+  constructor(readonly client: Queryable) {
+    if (!client || typeof client.query !== 'function') {
+      throw new StoreError('createPostgresStore needs a client with query(text, params): a pg.Pool, a pg.Client or a PGlite instance.');
+    }
+    this.pool = isPool(client) ? client : null;
+    this.session = this.pool ? null : client;
+  }
+
+  get singleSession(): boolean {
+    return this.session !== null;
+  }
+
+  async query<R = any>(text: string, params?: unknown[]): Promise<R[]> {
+    if (this.pool) return (await this.pool.query(text, params)).rows as R[];
+    return this.mutex.run(async () => (await this.session!.query(text, params)).rows as R[]);
+  }
+
+  /** Run `fn` on one connection, alone (pool: a checked-out client; session: the queue held). */
+  async withConnection<T>(fn: (conn: Queryable & Partial<PGliteLike>) => Promise<T>): Promise<T> {
+    if (this.pool) {
+      const conn = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        return await fn(conn);
+      } catch (error) {
+        broken = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        // A connection whose transaction failed half-way is rolled back by the caller; drop it only when that failed too.
+        conn.release(broken && (broken as { disparoBroken?: boolean }).disparoBroken ? broken : undefined);
+      }
+    }
+    return this.mutex.run(() => fn(this.session as Queryable & Partial<PGliteLike>));
+  }
+
+  /** BEGIN … COMMIT on one connection; ROLLBACK on error. */
+  async transaction<T>(fn: (conn: Queryable & Partial<PGliteLike>) => Promise<T>): Promise<T> {
+    return this.withConnection(async (conn) => {
+      await conn.query('BEGIN');
+      try {
+        const result = await fn(conn);
+        await conn.query('COMMIT');
+        return result;
+      } catch (error) {
+        try {
+          await conn.query('ROLLBACK');
+        } catch {
+          if (error && typeof error === 'object') (error as { disparoBroken?: boolean }).disparoBroken = true;
+        }
+        throw error;
+      }
+    });
+  }
+}
+
+/** A SQL identifier, quoted. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

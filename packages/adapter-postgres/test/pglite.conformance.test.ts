@@ -1,0 +1,20 @@
+import { afterAll } from 'vitest';
+import { PGlite } from '@electric-sql/pglite';
+import { describeStateStore } from '@disparo/core/testing';
+import { createPostgresStore, type PostgresStore } from '@disparo/adapter-postgres';
+import { freshSchema } from './support.js';
+
+// PGlite has one session: the same SQL, minus the cases that need several connections.
+const db = new PGlite();
+afterAll(() => db.close());
+
+describeStateStore(
+  'pglite',
+  async () => {
+    const store = createPostgresStore(db, { schema: freshSchema('l') });
+    await store.migrate();
+    return store;
+  },
+  (store) => (store as PostgresStore).inspector(),
+  { concurrency: false },
+);

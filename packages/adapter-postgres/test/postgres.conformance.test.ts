@@ -1,0 +1,32 @@
+import { afterAll, beforeAll } from 'vitest';
+import type pg from 'pg';
+import { describeStateStore } from '@disparo/core/testing';
+import { createPostgresStore, type PostgresStore } from '@disparo/adapter-postgres';
+import { freshSchema, pool, testDatabase } from './support.js';
+
+// Real PostgreSQL: every case on a fresh schema; "another worker" is a second pool on the same schema.
+let url = '';
+const pools: pg.Pool[] = [];
+beforeAll(async () => {
+  url = await testDatabase('conformance');
+});
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.end()));
+});
+
+const open = (schema: string) => {
+  const p = pool(url, 6);
+  pools.push(p);
+  return createPostgresStore(p, { schema });
+};
+
+describeStateStore(
+  'postgres',
+  async () => {
+    const store = open(freshSchema());
+    await store.migrate();
+    return store;
+  },
+  (store) => (store as PostgresStore).inspector(),
+  { share: async (store) => open((store as PostgresStore).schema), concurrency: true },
+);

@@ -1,0 +1,18 @@
+import { inject } from 'vitest';
+import pg from 'pg';
+import { createDatabase } from '../scripts/embedded-pg.js';
+
+/** A fresh database on the test run's PostgreSQL server (see vitest.global-setup.ts), for one test file. */
+export async function testDatabase(name: string): Promise<string> {
+  const server = inject('databaseUrl');
+  if (!server) throw new Error('No PostgreSQL server for this run: the global setup skipped it. Run the file by its path, or set DATABASE_URL.');
+  return createDatabase(server, `t_${name}_${process.pid}`);
+}
+
+export function pool(url: string, max = 10): pg.Pool {
+  return new pg.Pool({ connectionString: url, max });
+}
+
+let n = 0;
+/** A schema name unique to this process. */
+export const freshSchema = (prefix = 's') => `${prefix}_${process.pid}_${++n}`;
