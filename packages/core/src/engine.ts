@@ -354,7 +354,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     }
     const started = await this.transition(campaign, 'running');
     this.safeEmit(campaign.status === 'paused' ? 'campaign:resumed' : 'campaign:started', { campaign: started });
-    this.wake();
+    this.announce();
     return started;
   }
 
@@ -366,7 +366,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     assertTransition(campaignId, campaign.status, 'scheduled');
     const scheduled = await this.transition(campaign, 'scheduled', { scheduledAt: ms });
     this.safeEmit('campaign:scheduled', { campaign: scheduled });
-    this.wake();
+    this.announce();
     return scheduled;
   }
 
@@ -664,8 +664,28 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.wakeController.abort();
   }
 
+  /** New work: wake this engine's loop and, through the store, idle workers elsewhere. */
+  private announce(): void {
+    this.wake();
+    this.store.notifyWake?.().catch((error) => this.fail('notifying other workers', error));
+  }
+
   private async loop(): Promise<void> {
     await this.ready();
+    let unsubscribe: (() => Promise<void>) | null = null;
+    if (this.store.subscribeWake) {
+      await this.safely('listening for wake-ups', async () => {
+        unsubscribe = await this.store.subscribeWake!(() => this.wake());
+      });
+    }
+    try {
+      await this.work();
+    } finally {
+      await this.safely('closing the wake-up listener', async () => (unsubscribe as (() => Promise<void>) | null)?.());
+    }
+  }
+
+  private async work(): Promise<void> {
     const heartbeat = this.heartbeatLoop(this.opts.workerId, this.stopController.signal);
     await this.safely('recovery at start', () => this.recover());
     while (!this.stopController.signal.aborted) {

@@ -123,6 +123,14 @@ export interface StateStore {
   /** Delete finished (completed/cancelled/failed) campaigns whose `finishedAt` is before `olderThan`, with their rows. */
   cleanup(olderThan: number): Promise<{ campaigns: number; recipients: number }>;
 
+  /**
+   * Optional: tell idle workers elsewhere that work arrived (a campaign started, resumed or was
+   * scheduled), e.g. PostgreSQL NOTIFY. Polling stays the fallback, so a lost wake-up only delays.
+   */
+  notifyWake?(): Promise<void>;
+  /** Optional: call `listener` on every wake-up sent by any worker; resolves to the unsubscribe function. */
+  subscribeWake?(listener: () => void): Promise<() => Promise<void>>;
+
   /** Release resources the store owns (not a client the user passed in). */
   close?(): Promise<void>;
 }
