@@ -1,0 +1,115 @@
+/**
+ * The engine on real PostgreSQL: racing step() calls, several engines sharing one schema, wake-ups
+ * through LISTEN/NOTIFY, and migrations run by many workers at once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { createEngine, createSimulatorTransport, silentLogger, type Engine } from '@disparo/core';
+import { samplePhones } from '@disparo/core/testing';
+import { createPostgresStore, LATEST_SCHEMA_VERSION, migrations, SchemaTooNewError } from '@disparo/adapter-postgres';
+import { freshSchema, pool, testDatabase } from './support.js';
+
+let url = '';
+const pools: pg.Pool[] = [];
+const open = (max = 5) => {
+  const p = pool(url, max);
+  pools.push(p);
+  return p;
+};
+beforeAll(async () => {
+  url = await testDatabase('engine');
+});
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.end()));
+});
+
+const fast = { intervalMs: { min: 0, max: 0 } };
+
+describe('engine on PostgreSQL', () => {
+  it('duplicate step() calls racing on one campaign, from two workers, never send a recipient twice', async () => {
+    const schema = freshSchema('step');
+    const sim = createSimulatorTransport({ seed: 3 });
+    // One provider, two hosts (two invocations of an edge function), each with its own connection pool.
+    const engines: Engine[] = [open(), open()].map((p, i) =>
+      createEngine({ store: createPostgresStore(p, { schema }), workerId: `host${i}`, logger: silentLogger, accounts: [{ id: 'a1', transport: sim, pacing: fast }] }),
+    );
+    await createPostgresStore(pools.at(-1)!, { schema }).migrate();
+    const c = await engines[0]!.createCampaign({ name: 'race', templates: ['Oi {{name}}'], accountIds: ['a1'], batchSize: 25, batchPauseMs: { min: 0, max: 0 } });
+    await engines[0]!.addRecipients(c.id, samplePhones(200, 11).map((phone, i) => ({ phone, vars: { name: `n${i}` } })));
+    await engines[0]!.start(c.id);
+
+    for (let round = 0; round < 40; round++) {
+      // Three calls at once each round: two on one host, one on the other.
+      await Promise.all([engines[0]!.step({ campaignId: c.id, budgetMs: 200 }), engines[0]!.step({ campaignId: c.id, budgetMs: 200 }), engines[1]!.step({ campaignId: c.id, budgetMs: 200 })]);
+      if ((await engines[1]!.progress(c.id)).status === 'completed') break;
+    }
+    const progress = await engines[1]!.progress(c.id);
+    expect(progress.status).toBe('completed');
+    const keys = sim.sends.map((s) => s.idempotencyKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.length).toBe(200);
+    expect(progress.counters.sent).toBe(200);
+  });
+
+  it('an idle worker wakes on NOTIFY when another process starts a campaign, long before its poll', async () => {
+    const schema = freshSchema('wake');
+    const store = createPostgresStore(open(), { schema });
+    await store.migrate();
+    const sim = createSimulatorTransport({ seed: 4 });
+    const worker = createEngine({ store, workerId: 'idle', logger: silentLogger, pollIntervalMs: 10 * 60_000, accounts: [{ id: 'a1', transport: sim, pacing: fast }] });
+    const running = worker.run();
+    // Another process (its own pool, no run loop) creates and starts the campaign.
+    const admin = createEngine({ store: createPostgresStore(open(), { schema }), logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: fast }] });
+    await new Promise((r) => setTimeout(r, 300)); // the worker is idle in its 10-minute poll by now
+    const c = await admin.createCampaign({ name: 'wake', templates: ['Oi'], accountIds: ['a1'], batchPauseMs: { min: 0, max: 0 } });
+    await admin.addRecipients(c.id, samplePhones(5, 12).map((phone) => ({ phone })));
+    const completed = new Promise<void>((resolve) => worker.on('campaign:completed', () => resolve()));
+    await admin.start(c.id);
+    const outcome = await Promise.race([completed.then(() => 'completed'), new Promise((r) => setTimeout(() => r('still idle'), 15_000))]);
+    await worker.stop();
+    await running;
+    expect(outcome).toBe('completed');
+    expect(sim.sends).toHaveLength(5);
+  });
+});
+
+describe('migrations', () => {
+  it('twenty workers migrating at once apply each migration exactly once', async () => {
+    const schema = freshSchema('mig');
+    const p = open(20);
+    const results = await Promise.all(Array.from({ length: 20 }, () => createPostgresStore(p, { schema }).migrate()));
+    expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
+    expect(results.every((r) => r.to === LATEST_SCHEMA_VERSION)).toBe(true);
+    const rows = await p.query(`SELECT id FROM "${schema}".schema_migrations ORDER BY id`);
+    expect(rows.rows.map((r) => r.id)).toEqual(migrations.map((m) => m.id));
+    expect(await createPostgresStore(p, { schema }).version()).toBe(LATEST_SCHEMA_VERSION);
+  });
+
+  it('refuses a schema newer than the package, and changes nothing', async () => {
+    const schema = freshSchema('new');
+    const p = open(2);
+    const store = createPostgresStore(p, { schema });
+    await store.migrate();
+    await p.query(`INSERT INTO "${schema}".schema_migrations (id, name) VALUES ($1, 'from_the_future')`, [LATEST_SCHEMA_VERSION + 1]);
+    const error = await store.migrate().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SchemaTooNewError);
+    expect((error as SchemaTooNewError).code).toBe('STORE');
+    expect((error as Error).message).toMatch(/Upgrade @disparo\/adapter-postgres/);
+    expect((await p.query(`SELECT count(*)::int AS n FROM "${schema}".schema_migrations`)).rows[0].n).toBe(LATEST_SCHEMA_VERSION + 1);
+  });
+
+  it('a store used before migrate() says to call migrate()', async () => {
+    const store = createPostgresStore(open(1), { schema: freshSchema('none') });
+    await expect(store.getCampaign('x')).rejects.toThrow(/Call store.migrate\(\) first/);
+  });
+
+  it('rejects a bad schema name with a ValidationError naming the option', () => {
+    expect(() => createPostgresStore(open(1), { schema: 'drop table; --' })).toThrow(/schema/);
+  });
+
+  it('the generated migrations module matches the .sql files', async () => {
+    const { renderMigrationsModule, OUTPUT } = await import('../scripts/generate-migrations.js');
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(OUTPUT, 'utf8')).toBe(renderMigrationsModule());
+  });
+});
