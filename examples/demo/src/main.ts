@@ -24,6 +24,7 @@ const option = (name: string, fallback: number) => {
 
 const RECIPIENTS = option('recipients', 3_000);
 const CAMPAIGN_ID = 'demo-campaign';
+const RUN = Date.now().toString(36);
 
 async function main() {
   const { store, description, close } = await openStore({ fresh: flag('fresh') });
@@ -33,6 +34,8 @@ async function main() {
     id,
     transport: createSimulatorTransport({
       seed: 100 + i,
+      // A fresh id space per run: the store outlives the process, the simulator's counter does not.
+      messageIdPrefix: `SIM-${RUN}-${i}-`,
       latencyMs: { min: 2, max: 12 },
       failureRates: { transient: 0.02, rate_limited: 0.003, invalid_recipient: 0.01, permanent: 0.002 },
       rateLimitRetryAfterMs: 300,
@@ -47,11 +50,12 @@ async function main() {
   let campaign = await store.getCampaign(CAMPAIGN_ID);
   if (campaign && (campaign.status === 'completed' || campaign.status === 'cancelled')) {
     console.log(`The demo campaign already ${campaign.status}. Summary below; run "pnpm demo --fresh" to start over.\n`);
-  } else if (campaign) {
+  } else if (campaign && campaign.status !== 'draft') {
     console.log(`Resuming the demo campaign from batch ${campaign.currentBatch} (${campaign.counters.pending + campaign.counters.sending} recipients left).`);
     if (campaign.status === 'paused') await engine.resume(CAMPAIGN_ID);
   } else {
-    campaign = await engine.createCampaign({
+    // A first run, or one interrupted during the import: importing again is safe (phones already in count as duplicates).
+    campaign ??= await engine.createCampaign({
       id: CAMPAIGN_ID,
       name: 'Black Friday (demo)',
       templates: ['{Olá|Oi|E aí}, {{name|cliente}}! {A Black Friday chegou|Nossa Black Friday começou}: {{discount}}% off até domingo. Responda SAIR para não receber mais.'],
