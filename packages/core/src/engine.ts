@@ -419,6 +419,8 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     const windowMs = 60_000;
     const since = now - windowMs;
     const [batches, recent] = await Promise.all([this.store.listBatches(campaignId), this.store.countProcessedSince(campaignId, since)]);
+    // Rows imported after their batch finished join the current one, so the records are the truth.
+    const totalBatches = Math.max(Math.ceil(c.counters.total / c.settings.batchSize), ...batches.map((b) => b.batch));
     const elapsed = c.startedAt === null ? windowMs : Math.max(1_000, Math.min(windowMs, now - c.startedAt));
     const remaining = c.counters.pending + c.counters.sending;
     const processed = c.counters.total - remaining;
@@ -435,8 +437,9 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       percent: c.counters.total === 0 ? 0 : Math.round((processed / c.counters.total) * 1000) / 10,
       ratePerMinute: Math.round(ratePerMinute * 10) / 10,
       etaMs: ratePerMinute > 0 && remaining > 0 ? Math.round((remaining / ratePerMinute) * 60_000) : remaining === 0 ? 0 : null,
-      currentBatch: c.currentBatch,
-      totalBatches: Math.ceil(c.counters.total / c.settings.batchSize),
+      // Finishing the last batch moves the campaign one past it; report the batch it ended in.
+      currentBatch: Math.min(c.currentBatch, totalBatches),
+      totalBatches,
       batches,
       imported: (c.metadata.import as ImportResult | undefined) ?? null,
     };

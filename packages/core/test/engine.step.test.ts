@@ -23,6 +23,8 @@ describe('step mode', () => {
     // Batches of 10 with a 60 s pause between them: no call crossed a batch boundary.
     expect(results.filter((x) => x.processed > 0).map((x) => x.processed)).toEqual([10, 10, 10, 5]);
     expect(r.sims.a1!.sends).toHaveLength(35);
+    // The finished campaign reports the batch it ended in, not one past the last.
+    expect(await r.engine.progress(c.id)).toMatchObject({ currentBatch: 4, totalBatches: 4, percent: 100 });
   });
 
   it('a step whose budget ends before the next slot returns continueAt at that slot', async () => {
