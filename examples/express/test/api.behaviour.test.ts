@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { startServer, type Running } from '../src/server.js';
@@ -13,11 +16,15 @@ const call = async (path: string, init: RequestInit & { json?: unknown } = {}, a
   return { status: res.status, body: (await res.json()) as Record<string, unknown> & unknown[] };
 };
 
+let dataDir = '';
 beforeAll(async () => {
-  server = await startServer(loadConfig({ PORT: '0', API_KEY: key, ACCOUNTS: JSON.stringify([{ id: 'sim-1', transport: 'simulator', latencyMs: { min: 0, max: 5 }, intervalMs: { min: 0, max: 5 } }]) }), { pollIntervalMs: 50 });
+  // The default store: PGlite in a folder of its own.
+  dataDir = mkdtempSync(join(tmpdir(), 'disparo-express-'));
+  server = await startServer(loadConfig({ PORT: '0', API_KEY: key, DATA_DIR: dataDir, ACCOUNTS: JSON.stringify([{ id: 'sim-1', transport: 'simulator', latencyMs: { min: 0, max: 5 }, intervalMs: { min: 0, max: 5 } }]) }), { pollIntervalMs: 50 });
 });
 afterAll(async () => {
   await server?.close();
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('express example API', () => {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { loadConfig } from '../src/config.js';
+import { testDatabase } from '../../../packages/adapter-postgres/test/support.js';
 import { startServer, type Running } from '../src/server.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -19,6 +20,8 @@ beforeAll(async () => {
     loadConfig({
       PORT: '0',
       API_KEY: key,
+      // This one runs on real PostgreSQL (the test run's server), the way a deployment would.
+      DATABASE_URL: await testDatabase('express'),
       ACCOUNTS: JSON.stringify([
         { id: 'sim-1', transport: 'simulator', latencyMs: { min: 5, max: 20 }, intervalMs: { min: 20, max: 60 } },
         { id: 'sim-2', transport: 'simulator', latencyMs: { min: 5, max: 20 }, intervalMs: { min: 20, max: 60 } },
