@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { AnyMessageContent, BaileysEventMap, MiscMessageGenerationOptions, WAMessage } from 'baileys';
 import type { BaileysSocket } from '../src/index.js';
 
-/** A fixture from ../shared/fixtures, parsed. */
-export const fixture = <T = any>(name: string): T => JSON.parse(readFileSync(new URL(`../../../../shared/fixtures/${name}`, import.meta.url), 'utf8')) as T;
+/** A fixture from fixtures/ at the repository root, parsed. */
+export const fixture = <T = any>(name: string): T => JSON.parse(readFileSync(new URL(`../../../fixtures/${name}`, import.meta.url), 'utf8')) as T;
 
 /** A Boom-shaped error as Baileys throws it (from a fixture: message is non-enumerable there, so it is set here). */
 export function boom(name: string): Error {

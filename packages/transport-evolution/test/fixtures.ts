@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** ../shared/fixtures from the repository root (this file is packages/transport-evolution/test/). */
-export const FIXTURES_DIR = new URL('../../../../shared/fixtures/', import.meta.url);
+/** fixtures/ at the repository root (copied from the providers' payload shapes) (this file is packages/transport-evolution/test/). */
+export const FIXTURES_DIR = new URL('../../../fixtures/', import.meta.url);
 
 /** A fresh copy of one fixture, e.g. `fixture('evolution.sendText.response.json')`. */
 export function fixture<T = any>(name: string): T {
