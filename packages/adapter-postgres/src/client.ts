@@ -13,7 +13,9 @@ export interface PoolLike extends Queryable {
 export interface PoolClientLike extends Queryable {
   release(error?: boolean | Error): void;
   on?(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
   removeListener?(event: 'notification', listener: (message: { channel: string; payload?: string }) => void): unknown;
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** PGlite: one session; multi-statement SQL goes through `exec`, notifications through `listen`. */

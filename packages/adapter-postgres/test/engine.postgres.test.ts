@@ -73,6 +73,33 @@ describe('engine on PostgreSQL', () => {
   });
 });
 
+  it('LISTEN survives its connection being killed: no crash, it listens again and reports the gap as a wake-up', async () => {
+    const schema = freshSchema('relisten');
+    const p = open();
+    const store = createPostgresStore(p, { schema });
+    await store.migrate();
+    let wakes = 0;
+    const unsubscribe = await store.subscribeWake(() => wakes++);
+    const admin = open(1);
+    const listeners = async () =>
+      (await admin.query(`SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND datname = current_database()`)).rows as Array<{ pid: number }>;
+    const [victim] = await listeners();
+    expect(victim).toBeDefined();
+    // The server ends the LISTEN session (what a restart or a network cut looks like to the client).
+    await admin.query('SELECT pg_terminate_backend($1)', [victim!.pid]);
+    const deadline = Date.now() + 10_000;
+    while (wakes === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(wakes).toBe(1); // the reconnect itself wakes the worker once, for anything missed
+    const again = await listeners();
+    expect(again.map((r) => r.pid)).not.toContain(victim!.pid);
+    expect(again).toHaveLength(1);
+    await createPostgresStore(open(1), { schema }).notifyWake();
+    while (wakes === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(wakes).toBe(2);
+    await unsubscribe();
+    expect(await listeners()).toHaveLength(0);
+  });
+
 describe('migrations', () => {
   it('twenty workers migrating at once apply each migration exactly once', async () => {
     const schema = freshSchema('mig');
