@@ -395,6 +395,8 @@ DECLARE
   v_begin jsonb := NULL;
   v_keep boolean;
   v_slot bigint;
+  v_attempts integer;
+  v_expires bigint;
 BEGIN
   moves := '{}';
   IF p_outcomes IS NOT NULL THEN
@@ -445,11 +447,15 @@ BEGIN
   IF p_begin IS NOT NULL THEN
     SELECT * INTO b FROM jsonb_to_record(p_begin) AS x(r bigint, c text, tx text, n integer, p text, acc text, gap bigint,
       lead bigint, hk text, hl integer, hx bigint, dk text, dl integer, dx bigint);
-    SELECT rc.batch INTO v_batch FROM :DISPARO_SCHEMA.recipients rc
-      WHERE rc.id = b.r AND rc.campaign_id = b.c AND rc.status = 'pending' AND rc.lease_owner = p_owner
+    SELECT rc.batch, rc.status, rc.attempts, rc.lease_expires_at INTO v_batch, v_status, v_attempts, v_expires
+      FROM :DISPARO_SCHEMA.recipients rc
+      WHERE rc.id = b.r AND rc.campaign_id = b.c AND rc.status IN ('pending', 'sending') AND rc.lease_owner = p_owner
       FOR UPDATE;
-    IF NOT FOUND THEN
+    IF NOT FOUND OR (v_status = 'sending' AND (v_attempts <> b.n OR v_expires IS NULL OR v_expires <= p_now)) THEN
       v_begin := jsonb_build_object('g', false, 'why', 'lease_lost', 'at', p_now);
+    ELSIF v_status = 'sending' THEN
+      -- The same write-ahead again (a retried call whose first commit was not heard): granted, no new slot.
+      v_begin := jsonb_build_object('g', true, 'at', p_now);
     ELSE
       SELECT * INTO a FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = b.acc FOR UPDATE;
       IF NOT FOUND OR a.state = 'stopped' OR (a.state = 'disabled' AND a.disabled_until IS NOT NULL AND a.disabled_until > p_now)

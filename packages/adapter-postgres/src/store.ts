@@ -369,7 +369,11 @@ export class PostgresStore implements StateStore {
 
   async heartbeat(owner: string, now: number, leaseMs: number): Promise<number> {
     const rows = await this.q(
-      `WITH u AS (UPDATE ${this.s}.recipients SET lease_expires_at = $2 WHERE lease_owner = $1 RETURNING 1) SELECT count(*) AS n FROM u`,
+      // SKIP LOCKED: a row another statement of this owner holds (its advance step) is skipped, not
+      // waited for; waiting, in whatever order the scan meets rows, could deadlock with that step.
+      `WITH l AS (SELECT id FROM ${this.s}.recipients WHERE lease_owner = $1 FOR UPDATE SKIP LOCKED),
+       u AS (UPDATE ${this.s}.recipients r SET lease_expires_at = $2 FROM l WHERE r.id = l.id AND r.lease_owner = $1 RETURNING 1)
+       SELECT count(*) AS n FROM u`,
       [owner, now + leaseMs],
     );
     return num(rows[0]?.n);
@@ -377,8 +381,11 @@ export class PostgresStore implements StateStore {
 
   async release(owner: string, recipientIds?: string[]): Promise<number> {
     const rows = await this.q(
-      `WITH u AS (UPDATE ${this.s}.recipients SET lease_owner = NULL, lease_expires_at = NULL
-         WHERE lease_owner = $1 AND status = 'pending' AND ($2::bigint[] IS NULL OR id = ANY ($2)) RETURNING 1)
+      // Rows locked in id order (two releases never deadlock); sending rows are not touched.
+      `WITH l AS (SELECT id FROM ${this.s}.recipients WHERE lease_owner = $1 AND status = 'pending' AND ($2::bigint[] IS NULL OR id = ANY ($2))
+         ORDER BY id FOR UPDATE),
+       u AS (UPDATE ${this.s}.recipients r SET lease_owner = NULL, lease_expires_at = NULL FROM l
+         WHERE r.id = l.id AND r.lease_owner = $1 AND r.status = 'pending' RETURNING 1)
        SELECT count(*) AS n FROM u`,
       [owner, recipientIds ? recipientIds.filter((id) => rowId(id) !== null) : null],
     );

@@ -699,7 +699,13 @@ export class MemoryStore implements StateStore {
     const { now, owner } = input;
     const refuse = (reason: SlotRefusal, retryAt: number): BeginResult => ({ granted: false, reason, retryAt });
     const row = this.byId.get(b.recipientId);
-    if (!row || row.campaignId !== b.campaignId || row.status !== 'pending' || row.leaseOwner !== owner) return refuse('lease_lost', now);
+    if (!row || row.campaignId !== b.campaignId || row.leaseOwner !== owner) return refuse('lease_lost', now);
+    if (row.status === 'sending') {
+      // The same write-ahead again (a retried call whose first commit was not heard): granted, no new slot.
+      const repeat = row.attempts === b.attempt && row.leaseExpiresAt !== null && row.leaseExpiresAt > now;
+      return repeat ? { granted: true, slotAt: now } : refuse('lease_lost', now);
+    }
+    if (row.status !== 'pending') return refuse('lease_lost', now);
     const slot = b.slot;
     const a = this.accounts.get(slot.accountId);
     if (!a || a.state === 'stopped' || (a.state === 'disabled' && a.disabledUntil !== null && a.disabledUntil > now) || a.connection === 'close') {

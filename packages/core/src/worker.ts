@@ -3,7 +3,7 @@ import type { AccountRuntime, EngineContext } from './context.js';
 import { TransportError, type TransportErrorKind } from './errors.js';
 import { between } from './random.js';
 import type { AccountRecord, Campaign, Recipient, SkipReason } from './types.js';
-import type { Outcome, SlotRequest } from './store.js';
+import type { Outcome, SlotRequest, StateStore } from './store.js';
 import type { OutboundMessage, SendResult } from './transport.js';
 import { compileTemplate, MAX_TEXT_LENGTH, MissingVariableError, pickTemplate, renderTemplate, type CompiledTemplate } from './template.js';
 import { capWindows, isDailyCapped } from './windows.js';
@@ -20,6 +20,15 @@ class Deferred extends Error {
 class AccountGone extends Error {}
 class LeaseLost extends Error {}
 class Halted extends Error {}
+/** The store kept failing a write (see `durably`). */
+class StoreDown extends Error {
+  constructor(cause: unknown) {
+    super(`the store kept failing: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** Tries of a store write that records sends, with backoff from 100 ms to 4 s between them (about 11 s in all). */
+const STORE_WRITE_TRIES = 7;
 
 export interface TickLimits {
   /** Step mode: no sleep may end after this time. */
@@ -349,13 +358,23 @@ export class CampaignWorker {
         const events = carry.events.splice(0);
         if (handBack) outcomes.push(handBack);
         handBack = null;
-        const result = await store.advance({
-          owner: this.owner,
-          now,
-          leaseMs: options.leaseMs,
-          outcomes,
-          begin: { recipientId: recipient.id, campaignId: campaign.id, text: text!, attempt: attempts + 1, slot },
-        });
+        let result: Awaited<ReturnType<typeof store.advance>>;
+        try {
+          result = await this.durably('recording a send ahead', () =>
+            store.advance({
+              owner: this.owner,
+              now,
+              leaseMs: options.leaseMs,
+              outcomes,
+              begin: { recipientId: recipient.id, campaignId: campaign.id, text: text!, attempt: attempts + 1, slot },
+            }),
+          );
+        } catch (error) {
+          // The store stays down: keep what is unrecorded for the lane's last flush, and stop the lane.
+          carry.outcomes.unshift(...outcomes);
+          carry.events.unshift(...events);
+          throw new AbortError(new StoreDown(error));
+        }
         this.afterOutcomes(outcomes, events, result.outcomes);
         const begin = result.begin!;
         if (begin.granted) {
@@ -476,6 +495,12 @@ export class CampaignWorker {
       await this.flush(carry);
       return null;
     }
+    if (raw instanceof StoreDown) {
+      // Nothing more can be recorded now; the lane's last flush tries once more. Rows left `sending`
+      // are settled by in-doubt recovery once their lease runs out.
+      this.ctx.fail(`campaign ${campaign.id}, recipient ${recipient.id}`, raw);
+      return { kind: 'halted' };
+    }
     if (raw instanceof Halted) {
       await handBackNow();
       return { kind: 'halted' };
@@ -522,6 +547,24 @@ export class CampaignWorker {
     }
   }
 
+  /**
+   * A store write that records sends, retried with backoff when it fails (a deadlock victim, a dropped
+   * connection, a failover): an outcome lost here would leave its row `sending` under a live lease.
+   * Safe to repeat: outcomes apply only to rows still leased and open, and a repeated write-ahead is
+   * granted again without a second slot.
+   */
+  private async durably<T>(what: string, write: () => Promise<T>): Promise<T> {
+    for (let tried = 1; ; tried++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (tried >= STORE_WRITE_TRIES) throw error;
+        this.ctx.fail(`${what} (try ${tried} of ${STORE_WRITE_TRIES}, retrying)`, error);
+        await this.ctx.clock.sleep(Math.min(4_000, 100 * 2 ** (tried - 1)));
+      }
+    }
+  }
+
   private async lookup(account: AccountRuntime, message: OutboundMessage, since: number): Promise<SendResult | null> {
     if (!account.transport.lookup) return null;
     try {
@@ -559,7 +602,15 @@ export class CampaignWorker {
     if (carry.outcomes.length === 0) return;
     const outcomes = carry.outcomes.splice(0);
     const events = carry.events.splice(0);
-    const result = await this.ctx.store.advance({ owner: this.owner, now: this.ctx.clock.now(), leaseMs: this.ctx.options.leaseMs, outcomes });
+    const now = this.ctx.clock.now();
+    let result: Awaited<ReturnType<StateStore['advance']>>;
+    try {
+      result = await this.durably('recording outcomes', () => this.ctx.store.advance({ owner: this.owner, now, leaseMs: this.ctx.options.leaseMs, outcomes }));
+    } catch (error) {
+      carry.outcomes.unshift(...outcomes);
+      carry.events.unshift(...events);
+      throw error;
+    }
     this.afterOutcomes(outcomes, events, result.outcomes, carry);
     if (carry.reEnable) {
       const id = carry.reEnable;

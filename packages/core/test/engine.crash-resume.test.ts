@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, createMemoryStore, createSimulatorTransport, seededRandom, silentLogger, type SimulatorTransport } from '@disparo/core';
 import { VirtualClock } from '@disparo/core/testing';
-import { duplicateSends, expectCountersMatchRows, phones } from './helpers.js';
+import { campaignWith, duplicateSends, expectCountersMatchRows, phones, rig, runUntil } from './helpers.js';
 
 /**
  * A crash is an engine whose clock stops: it is frozen at an await point (mid-send, mid-pause)
@@ -133,5 +133,48 @@ describe('crash and resume', () => {
     expect(rows.find((r) => r.id === inFlight[0]!.id)!.providerMessageId).toBe(provider.sends[2]!.providerMessageId);
     expect(duplicateSends([provider])).toEqual([]);
     expect(provider.sends).toHaveLength(6);
+  });
+});
+
+describe('store failures while sending', () => {
+  it('a failed store write (deadlock victim, or a commit whose answer was lost) is retried: nothing is lost or sent twice', async () => {
+    const inner = createMemoryStore();
+    let calls = 0;
+    let failedBefore = 0;
+    let failedAfter = 0;
+    // Every 7th advance fails without writing; every 11th writes, then fails (the answer is lost).
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop !== 'advance') {
+          const value = Reflect.get(target, prop, receiver);
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return async (input: Parameters<typeof inner.advance>[0]) => {
+          calls++;
+          if (calls % 7 === 0) {
+            failedBefore++;
+            throw new Error('deadlock detected (simulated)');
+          }
+          const result = await target.advance(input);
+          if (calls % 11 === 0) {
+            failedAfter++;
+            throw new Error('connection terminated after commit (simulated)');
+          }
+          return result;
+        };
+      },
+    });
+    const r = rig({ store, accounts: ['a1', 'a2'], pacing: { intervalMs: { min: 100, max: 300 } } });
+    const c = await campaignWith(r.engine, 120, {}, ['a1', 'a2']);
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(failedBefore).toBeGreaterThan(5);
+    expect(failedAfter).toBeGreaterThan(5);
+    const sims = Object.values(r.sims);
+    expect(duplicateSends(sims)).toEqual([]);
+    const { counters, counted } = await expectCountersMatchRows(inner, c.id);
+    expect(counters).toEqual(counted);
+    expect(counters).toMatchObject({ total: 120, sent: 120, sending: 0, pending: 0, unknown: 0 });
+    expect(sims.reduce((n, s) => n + s.sends.length, 0)).toBe(120);
   });
 });

@@ -646,6 +646,24 @@ export function describeStateStore(name: string, factory: StoreFactory, inspect:
         expect(campaign.counters).toMatchObject({ sending: 1, pending: 1 });
       });
 
+      it('a repeated write-ahead (same owner, same attempt: a retried call whose commit was not heard) is granted again without a second slot', async () => {
+        const rows = await seed({ n: 2 });
+        await claim('o1');
+        expect(await begin('o1', rows[0]!, { gapMs: 5_000 })).toEqual({ granted: true, slotAt: T0 });
+        const account = await raw.account('a1');
+        const row = await rawRow(rows[0]!.id);
+        expect(await begin('o1', rows[0]!, { now: T0 + 10, gapMs: 5_000 })).toEqual({ granted: true, slotAt: T0 + 10 });
+        expect(await raw.account('a1')).toEqual(account); // no second reservation
+        expect((await rawRow(rows[0]!.id)).status).toBe('sending');
+        expect((await rawRow(rows[0]!.id)).attempts).toBe(row.attempts);
+        // Another owner, or another attempt number, is not a repeat.
+        expect(await begin('o2', rows[0]!, { now: T0 + 10 })).toMatchObject({ granted: false, reason: 'lease_lost' });
+        expect(await begin('o1', rows[0]!, { now: T0 + 10, attempt: 2 })).toMatchObject({ granted: false, reason: 'lease_lost' });
+        // Nor is one after the lease ran out (the row is in doubt then, recovery's to settle).
+        expect(await begin('o1', rows[0]!, { now: T0 + LEASE_MS + 1 })).toMatchObject({ granted: false, reason: 'lease_lost' });
+        await consistent();
+      });
+
       it('refuses a slot before nextSendAt (pacing) with its time, changing nothing, and grants it at that time', async () => {
         const rows = await seed({ n: 2 });
         await claim('o1');
@@ -725,8 +743,8 @@ export function describeStateStore(name: string, factory: StoreFactory, inspect:
         expect(await begin('o1', { ...rows[0]!, campaignId: 'other' })).toMatchObject({ granted: false, reason: 'lease_lost' });
         expect(await raw.account('a1')).toEqual(account);
         expect(await begin('o1', rows[0]!, { gapMs: 5_000 })).toMatchObject({ granted: true });
-        // Already sending: a second write-ahead (a duplicate worker step) must not pass.
-        expect(await begin('o1', rows[0]!, { now: T0 + 5_000 })).toMatchObject({ granted: false, reason: 'lease_lost' });
+        // Already sending: a write-ahead of another attempt must not pass (the same one again is a repeat, below).
+        expect(await begin('o1', rows[0]!, { now: T0 + 5_000, attempt: 2 })).toMatchObject({ granted: false, reason: 'lease_lost' });
         expect((await raw.account('a1'))!.nextSendAt).toBe(T0 + 5_000);
         await consistent();
       });
