@@ -3,7 +3,24 @@ export interface Clock {
   now(): number;
   /** Resolve after `ms`; reject with the signal's reason when aborted. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Optional: call `fn` after `ms` unless the returned function is called first. A cheaper
+   * `sleep` for timeouts that are almost always cancelled (one per send); without it the engine
+   * uses `sleep` with an AbortSignal.
+   */
+  setTimer?(ms: number, fn: () => void): () => void;
 }
+
+/** Run `fn` after `ms` on `clock` unless the returned cancel function is called first. */
+export function startTimer(clock: Clock, ms: number, fn: () => void): () => void {
+  if (clock.setTimer) return clock.setTimer(ms, fn);
+  const controller = new AbortController();
+  clock.sleep(ms, controller.signal).then(fn, () => undefined);
+  return () => controller.abort(TIMER_CANCELLED);
+}
+
+/** Abort reason of a cancelled timer (a constant: no stack trace per cancel). */
+const TIMER_CANCELLED = Symbol('timer cancelled');
 
 function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new Error('aborted');
@@ -24,6 +41,10 @@ export const systemClock: Clock = {
       }, Math.max(0, ms));
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  },
+  setTimer(ms, fn) {
+    const timer = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(timer);
   },
 };
 
@@ -79,6 +100,14 @@ export class VirtualClock implements Clock {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.sleepers.push(sleeper);
     });
+  }
+
+  setTimer(ms: number, fn: () => void): () => void {
+    const sleeper: Sleeper = { at: this.current + Math.max(0, ms), seq: this.seq++, resolve: fn };
+    this.sleepers.push(sleeper);
+    return () => {
+      this.sleepers = this.sleepers.filter((s) => s !== sleeper);
+    };
   }
 
   /** Advance to `target`, firing every sleeper due on the way in time order. */

@@ -1,5 +1,6 @@
 import pRetry, { AbortError } from 'p-retry';
 import type { AccountRuntime, EngineContext } from './context.js';
+import { startTimer } from './clock.js';
 import { TransportError, type TransportErrorKind } from './errors.js';
 import { between } from './random.js';
 import type { AccountRecord, Campaign, Recipient, SkipReason } from './types.js';
@@ -40,9 +41,6 @@ export type TickResult =
   | { kind: 'progressed'; processed: number; batchFinished: boolean }
   | { kind: 'wait'; until: number }
   | { kind: 'finished' };
-
-/** Reason for cancelling a send's timeout timer once the send settled (a constant: no allocation). */
-const SEND_SETTLED = Symbol('send settled');
 
 const idempotencyKey = (campaignId: string, phone: string) => `${campaignId}:${phone}`;
 
@@ -406,45 +404,55 @@ export class CampaignWorker {
       }
     };
 
+    // Attempts are counted here, not by p-retry: a rate limit consumes none, and the count must
+    // survive restarts (it is stored with the write-ahead). p-retry drives the loop and hooks.
+    const retryable = (err: TransportError) =>
+      err.kind === 'rate_limited' ||
+      ((err.kind === 'transient' || (err.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once')) && attempts < campaign.settings.maxAttempts);
+    const onFailedAttempt = async (error: unknown) => {
+      const err = asTransportError(error);
+      if (err.kind === 'rate_limited') {
+        attempts--; // a rate limit consumes no attempt
+        const until = clock.now() + (err.retryAfterMs ?? 60_000);
+        await store.updateAccount(account.id, { nextSendAtAtLeast: until }, clock.now());
+      }
+      if (!retryable(err)) return;
+      // The row is `sending`; hand it back in the same step as the next write-ahead.
+      handBack = {
+        recipientId: recipient.id,
+        campaignId: campaign.id,
+        status: 'pending',
+        keepLease: true,
+        attempts,
+        at: clock.now(),
+        accountId: account.id,
+        error: err.message,
+        accountEffect: err.kind === 'transient' ? 'failure' : 'none',
+      };
+      this.ctx.emit('message:retrying', { ...ref, accountId: account.id, attempt: attempts, error: err.message, kind: err.kind });
+      if (err.kind === 'transient') {
+        const backoff = between(this.ctx.random, campaign.settings.retryBackoffMs.min, campaign.settings.retryBackoffMs.max);
+        await this.sleepUntil(clock.now() + backoff, limits, false);
+      }
+    };
     let result: SendResult;
     try {
-      // Attempts are counted here, not by p-retry: a rate limit consumes none, and the count must
-      // survive restarts (it is stored with the write-ahead). p-retry drives the loop and hooks.
-      const retryable = (err: TransportError) =>
-        err.kind === 'rate_limited' ||
-        ((err.kind === 'transient' || (err.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-least-once')) && attempts < campaign.settings.maxAttempts);
-      result = await pRetry(attempt, {
-        retries: Number.POSITIVE_INFINITY,
-        minTimeout: 0,
-        maxTimeout: 0,
-        shouldRetry: ({ error }) => retryable(asTransportError(error)),
-        onFailedAttempt: async ({ error }) => {
-          const err = asTransportError(error);
-          if (err.kind === 'rate_limited') {
-            attempts--; // a rate limit consumes no attempt
-            const until = clock.now() + (err.retryAfterMs ?? 60_000);
-            await store.updateAccount(account.id, { nextSendAtAtLeast: until }, clock.now());
-          }
-          if (!retryable(err)) return;
-          // The row is `sending`; hand it back in the same step as the next write-ahead.
-          handBack = {
-            recipientId: recipient.id,
-            campaignId: campaign.id,
-            status: 'pending',
-            keepLease: true,
-            attempts,
-            at: clock.now(),
-            accountId: account.id,
-            error: err.message,
-            accountEffect: err.kind === 'transient' ? 'failure' : 'none',
-          };
-          this.ctx.emit('message:retrying', { ...ref, accountId: account.id, attempt: attempts, error: err.message, kind: err.kind });
-          if (err.kind === 'transient') {
-            const backoff = between(this.ctx.random, campaign.settings.retryBackoffMs.min, campaign.settings.retryBackoffMs.max);
-            await this.sleepUntil(clock.now() + backoff, limits, false);
-          }
-        },
-      });
+      // Fast path: the first attempt outside p-retry (most sends succeed at once; p-retry's loop
+      // costs more than the send itself on a fast transport). Failures follow p-retry's rules.
+      try {
+        result = await attempt();
+      } catch (first) {
+        if (first instanceof AbortError) throw first;
+        await onFailedAttempt(first);
+        if (!retryable(asTransportError(first))) throw first;
+        result = await pRetry(attempt, {
+          retries: Number.POSITIVE_INFINITY,
+          minTimeout: 0,
+          maxTimeout: 0,
+          shouldRetry: ({ error }) => retryable(asTransportError(error)),
+          onFailedAttempt: ({ error }) => onFailedAttempt(error),
+        });
+      }
     } catch (raw) {
       return this.onGiveUp(raw, { campaign, recipient, account, record, carry, ref, attempts });
     }
@@ -663,11 +671,9 @@ export class CampaignWorker {
   private async callTransport(account: AccountRuntime, message: OutboundMessage): Promise<SendResult> {
     const { clock, options } = this.ctx;
     const controller = new AbortController();
-    const timer = new AbortController();
     // The send timeout runs on the engine's clock; a send that times out may have left: ambiguous.
-    void clock.sleep(options.sendTimeoutMs, timer.signal).then(
-      () => controller.abort(new TransportError('ambiguous', `send timed out after ${options.sendTimeoutMs} ms`)),
-      () => undefined,
+    const cancel = startTimer(clock, options.sendTimeoutMs, () =>
+      controller.abort(new TransportError('ambiguous', `send timed out after ${options.sendTimeoutMs} ms`)),
     );
     try {
       return await account.transport.send(message, { signal: controller.signal });
@@ -675,8 +681,7 @@ export class CampaignWorker {
       if (controller.signal.aborted && !TransportError.isInstance(error)) throw controller.signal.reason;
       throw error;
     } finally {
-      // With an explicit reason: a bare abort() builds a DOMException (a stack trace) on every send.
-      timer.abort(SEND_SETTLED);
+      cancel();
     }
   }
 
