@@ -3,7 +3,7 @@
  * unless DATABASE_URL is set, and measures raw references in the same run on the same server, so the
  * store's figures can be read against what the machine does at all. Prints one JSON object per line.
  *
- *   pnpm --filter @disparo/adapter-postgres bench [--n 20000] [--import 1000000] [--skip-1m]
+ *   pnpm --filter @disparo/adapter-postgres bench [--n 20000] [--group 200] [--import 1000000] [--skip-1m] [--only durable,grouped,import,rss,resume]
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -18,6 +18,12 @@ const arg = (name: string, fallback: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
+/** `--only a,b`: run only the benches whose names contain one of these words. */
+const only = (() => {
+  const i = process.argv.indexOf('--only');
+  return i >= 0 ? process.argv[i + 1]!.split(',') : null;
+})();
+const wanted = (name: string) => only === null || only.some((w) => name.includes(w));
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
@@ -85,7 +91,7 @@ async function rawBatch(url: string, rows: number): Promise<number> {
 }
 
 /** The engine on the Postgres store, zero-latency simulator, no pacing: one durable checkpoint per message. */
-async function engineRun(url: string, schema: string, n: number, accounts: number): Promise<{ rate: number; peakRss: number }> {
+async function engineRun(url: string, schema: string, n: number, accounts: number, groupSize = 1): Promise<{ rate: number; peakRss: number }> {
   const pool = new pg.Pool({ connectionString: url, max: 4 + accounts });
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
@@ -94,7 +100,8 @@ async function engineRun(url: string, schema: string, n: number, accounts: numbe
     store,
     logger: silentLogger,
     pollIntervalMs: 100,
-    claimSize: 500,
+    claimSize: groupSize > 1 ? 2_000 : 500,
+    checkpoints: { groupSize },
     accounts: ids.map((id, i) => ({ id, transport: createSimulatorTransport({ seed: i, messageIdPrefix: `${schema}-${i}-` }), pacing: { intervalMs: { min: 0, max: 0 } } })),
   });
   const campaign = await engine.createCampaign({ name: 'bench', templates: ['Oi {{name}}, {tudo bem|como vai}?'], accountIds: ids, batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
@@ -184,15 +191,23 @@ async function resume(url: string, leaseMs: number, pollMs: number): Promise<{ s
   const worker = (id: string) =>
     spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../test/crash/worker.ts', import.meta.url))], {
       cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-      env: { ...process.env, DATABASE_URL: url, SCHEMA: schema, SINK_URL: sinkUrl, WORKER_ID: id, LEASE_MS: String(leaseMs), POLL_MS: String(pollMs), MIN_GAP_MS: '20', MAX_GAP_MS: '30' },
-      stdio: 'ignore',
+      env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('../../../tsconfig.json', import.meta.url)), DATABASE_URL: url, SCHEMA: schema, SINK_URL: sinkUrl, WORKER_ID: id, LEASE_MS: String(leaseMs), POLL_MS: String(pollMs), MIN_GAP_MS: '20', MAX_GAP_MS: '30' },
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
-  const a = worker('A');
+  const watch = (child: ReturnType<typeof worker>, id: string) => {
+    let err = '';
+    child.stderr?.on('data', (d) => (err += String(d)));
+    child.once('exit', (code, signal) => {
+      if (signal !== 'SIGKILL' && signal !== 'SIGTERM' && code !== 0) console.error(`worker ${id} exited with ${code ?? signal}:\n${err.slice(-2_000)}`);
+    });
+    return child;
+  };
+  const a = watch(worker('A'), 'A');
   while (!firstSend.has('A')) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 1_500));
   a.kill('SIGKILL');
   const killedAt = performance.now();
-  const b = worker('B');
+  const b = watch(worker('B'), 'B');
   while (!firstSend.has('B')) await new Promise((r) => setTimeout(r, 5));
   const seconds = (firstSend.get('B')! - killedAt) / 1000;
   const inDoubt = (await store.listInDoubt(Date.now() + leaseMs, 1_000, c.id)).length;
@@ -209,27 +224,47 @@ async function main() {
   const server = await startPostgres();
   try {
     const url = await createDatabase(server.url, `bench_${process.pid}`);
-    const perRow = median([await rawPerRow(url, 3), await rawPerRow(url, 3), await rawPerRow(url, 3)]);
-    print({ bench: 'pg.raw.per-row', value: Math.round(perRow), unit: 'rows/s', note: 'one transaction per row, one connection, fsync on' });
-    const batch = median([await rawBatch(url, 100_000), await rawBatch(url, 100_000), await rawBatch(url, 100_000)]);
-    print({ bench: 'pg.raw.batch', value: Math.round(batch), unit: 'rows/s', note: 'keyset claim of 500 (SKIP LOCKED) + one unnest UPDATE, one connection' });
-
-    const durable = [];
-    for (let i = 0; i < 3; i++) durable.push((await engineRun(url, `bench_d${i}`, n, 1)).rate);
-    const d = median(durable);
-    print({ bench: 'pg.durable.throughput', value: Math.round(d), unit: 'msg/s', n, accounts: 1, runs: durable.map(Math.round), vsRawPerRow: Number((d / perRow).toFixed(2)), rawPerRow: Math.round(perRow) });
-    const d4 = await engineRun(url, 'bench_d4', n, 4);
-    print({ bench: 'pg.durable.throughput.4-accounts', value: Math.round(d4.rate), unit: 'msg/s', n, accounts: 4, vsRawPerRow: Number((d4.rate / perRow).toFixed(2)) });
-
-    if (!process.argv.includes('--skip-1m')) {
+    const groupSize = arg('group', 200);
+    let perRow = 0;
+    let batch = 0;
+    if (wanted('durable') || wanted('raw')) {
+      perRow = median([await rawPerRow(url, 3), await rawPerRow(url, 3), await rawPerRow(url, 3)]);
+      print({ bench: 'pg.raw.per-row', value: Math.round(perRow), unit: 'rows/s', note: 'one transaction per row, one connection, fsync on' });
+    }
+    if (wanted('grouped') || wanted('raw')) {
+      batch = median([await rawBatch(url, 100_000), await rawBatch(url, 100_000), await rawBatch(url, 100_000)]);
+      print({ bench: 'pg.raw.batch', value: Math.round(batch), unit: 'rows/s', note: 'keyset claim of 500 (SKIP LOCKED) + one unnest UPDATE, one connection' });
+    }
+    if (wanted('durable')) {
+      const durable = [];
+      for (let i = 0; i < 3; i++) durable.push((await engineRun(url, `bench_d${i}`, n, 1)).rate);
+      const d = median(durable);
+      print({ bench: 'pg.durable.throughput', value: Math.round(d), unit: 'msg/s', n, accounts: 1, runs: durable.map(Math.round), vsRawPerRow: Number((d / perRow).toFixed(2)), rawPerRow: Math.round(perRow) });
+      const d4 = await engineRun(url, 'bench_d4', n, 4);
+      print({ bench: 'pg.durable.throughput.4-accounts', value: Math.round(d4.rate), unit: 'msg/s', n, accounts: 4, vsRawPerRow: Number((d4.rate / perRow).toFixed(2)) });
+    }
+    if (wanted('grouped')) {
+      const gn = n * 5;
+      const grouped = [];
+      for (let i = 0; i < 3; i++) grouped.push((await engineRun(url, `bench_g${i}`, gn, 1, groupSize)).rate);
+      const g = median(grouped);
+      print({ bench: 'pg.grouped.throughput', value: Math.round(g), unit: 'msg/s', n: gn, accounts: 1, groupSize, runs: grouped.map(Math.round), vsRawBatch: Number((g / batch).toFixed(2)), rawBatch: Math.round(batch) });
+      const g4 = await engineRun(url, 'bench_g4', gn, 4, groupSize);
+      print({ bench: 'pg.grouped.throughput.4-accounts', value: Math.round(g4.rate), unit: 'msg/s', n: gn, accounts: 4, groupSize, vsRawBatch: Number((g4.rate / batch).toFixed(2)) });
+    }
+    if (!process.argv.includes('--skip-1m') && wanted('import')) {
       const imp = await importMillion(url, importN);
       print({ bench: 'pg.import.1m', value: Number(imp.seconds.toFixed(2)), unit: 's', n: importN, inserted: imp.inserted, peakRssMb: mb(imp.peakRss), note: 'engine.addRecipients: normalise, dedup, opt-out filter, COPY in chunks of 20k' });
+    }
+    if (!process.argv.includes('--skip-1m') && wanted('rss')) {
       const small = await campaignRss(url, 100_000, 20);
       const big = await campaignRss(url, importN, 20);
       print({ bench: 'pg.campaign.1m.rss', value: mb(big), unit: 'MB', n: importN, rssAt100kMb: mb(small), note: 'peak RSS of the process during 20 s of sending, 1M-recipient campaign vs 100k' });
     }
-    const r = await resume(url, 3_000, 500);
-    print({ bench: 'pg.resume', value: Number(r.seconds.toFixed(2)), unit: 's', leaseMs: 3_000, pollMs: 500, note: 'SIGKILL of a worker to the first send of a replacement started at once (includes its process start)' });
+    if (wanted('resume')) {
+      const r = await resume(url, 3_000, 500);
+      print({ bench: 'pg.resume', value: Number(r.seconds.toFixed(2)), unit: 's', leaseMs: 3_000, pollMs: 500, inDoubt: r.inDoubt, note: 'SIGKILL of a worker to the first send of a replacement started at once (includes its process start)' });
+    }
   } finally {
     await server.stop();
   }

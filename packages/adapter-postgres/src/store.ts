@@ -11,10 +11,13 @@ import {
   type AccountRecord,
   type AddRecipientsResult,
   type AdvanceBatchInput,
+  type AdvanceGroupInput,
+  type AdvanceGroupResult,
   type AdvanceInput,
   type AdvanceResult,
   type BatchRecord,
   type BeginResult,
+  type SlotRefusal,
   type Campaign,
   type CampaignFilter,
   type CampaignPatch,
@@ -367,6 +370,60 @@ export class PostgresStore implements StateStore {
     return result;
   }
 
+  async advanceGroup(input: AdvanceGroupInput): Promise<AdvanceGroupResult> {
+    const os = input.outcomes ?? [];
+    const g = input.begin;
+    const items = g?.items ?? [];
+    const [row] = await this.q<{ ok: boolean[] | null; cf: Array<number | string | null> | null; granted: boolean[] | null; slot_at: Array<number | string> | null; why: Array<string | null> | null }>(
+      `SELECT * FROM ${this.s}.advance_group($1, $2, $3,
+         $4::bigint[], $5::text[], $6::text[], $7::boolean[], $8::integer[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::boolean[], $14::text[], $15::text[],
+         $16, $17, $18, $19, $20, $21, $22,
+         $23::bigint[], $24::text[], $25::text[], $26::integer[], $27::text[], $28::bigint[], $29::bigint[])`,
+      [
+        input.owner,
+        input.now,
+        input.leaseMs,
+        os.map((o) => rowId(o.recipientId) ?? '0'),
+        os.map((o) => o.campaignId),
+        os.map((o) => o.status),
+        os.map((o) => o.keepLease ?? false),
+        os.map((o) => o.attempts),
+        os.map((o) => o.at),
+        os.map((o) => o.accountId ?? null),
+        os.map((o) => o.providerMessageId ?? null),
+        os.map((o) => o.error ?? null),
+        os.map((o) => o.error !== undefined),
+        os.map((o) => o.skipReason ?? null),
+        os.map((o) => o.accountEffect ?? 'none'),
+        g?.accountId ?? null,
+        g?.hourly?.key ?? null,
+        g?.hourly?.limit ?? null,
+        g?.hourly?.endsAt ?? null,
+        g?.daily?.key ?? null,
+        g?.daily?.limit ?? null,
+        g?.daily?.endsAt ?? null,
+        items.map((b) => rowId(b.recipientId) ?? '0'),
+        items.map((b) => b.campaignId),
+        items.map((b) => b.text),
+        items.map((b) => b.attempt),
+        items.map((b) => b.providerMessageId ?? null),
+        items.map((b) => Math.round(b.gapMs)),
+        items.map((b) => Math.round(b.leadMs)),
+      ],
+    );
+    const ok = row?.ok ?? [];
+    const cf = row?.cf ?? [];
+    return {
+      outcomes: os.map((o, i) =>
+        ok[i] && cf[i] !== null && cf[i] !== undefined ? { recipientId: o.recipientId, applied: true, consecutiveFailures: num(cf[i]) } : { recipientId: o.recipientId, applied: Boolean(ok[i]) },
+      ),
+      begins: items.map((_, i): BeginResult => {
+        const at = num(row?.slot_at?.[i] ?? input.now);
+        return row?.granted?.[i] ? { granted: true, slotAt: at } : { granted: false, reason: (row?.why?.[i] ?? 'lease_lost') as SlotRefusal, retryAt: at };
+      }),
+    };
+  }
+
   async heartbeat(owner: string, now: number, leaseMs: number): Promise<number> {
     const rows = await this.q(
       // SKIP LOCKED: a row another statement of this owner holds (its advance step) is skipped, not
@@ -397,7 +454,8 @@ export class PostgresStore implements StateStore {
   async listInDoubt(now: number, limit: number, campaignId?: string): Promise<Recipient[]> {
     const rows = await this.q(
       `SELECT * FROM ${this.s}.recipients
-       WHERE status = 'sending' AND (lease_expires_at IS NULL OR lease_expires_at <= $1) AND ($3::text IS NULL OR campaign_id = $3)
+       WHERE lease_owner IS NOT NULL AND status = 'sending' AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+         AND ($3::text IS NULL OR campaign_id = $3)
        ORDER BY lease_expires_at NULLS FIRST, seq LIMIT $2`,
       [now, Math.max(0, limit), campaignId ?? null],
     );

@@ -51,6 +51,52 @@ describe('engine on PostgreSQL', () => {
     expect(progress.counters.sent).toBe(200);
   });
 
+  it('grouped checkpoints: two workers sending in groups, with failures and retries, send each recipient once; counters equal rows', async () => {
+    const schema = freshSchema('grouped');
+    const sim = createSimulatorTransport({ seed: 5, failureRates: { transient: 0.05, rate_limited: 0.02, invalid_recipient: 0.02 } });
+    const engines: Engine[] = [open(), open()].map((p, i) =>
+      createEngine({
+        store: createPostgresStore(p, { schema }),
+        workerId: `g${i}`,
+        logger: silentLogger,
+        pollIntervalMs: 50,
+        failureThreshold: 100,
+        checkpoints: { groupSize: 40 },
+        accounts: [{ id: 'a1', transport: sim, pacing: fast }],
+      }),
+    );
+    await createPostgresStore(pools.at(-1)!, { schema }).migrate();
+    const c = await engines[0]!.createCampaign({
+      name: 'grouped',
+      templates: ['Oi {{name}}'],
+      accountIds: ['a1'],
+      batchSize: 150,
+      batchPauseMs: { min: 0, max: 0 },
+      retryBackoffMs: { min: 10, max: 10 },
+    });
+    await engines[0]!.addRecipients(c.id, samplePhones(600, 21).map((phone, i) => ({ phone, vars: { name: `n${i}` } })));
+    const done = new Promise<void>((resolve) => engines[1]!.on('campaign:completed', () => resolve()));
+    const other = new Promise<void>((resolve) => engines[0]!.on('campaign:completed', () => resolve()));
+    await engines[0]!.start(c.id);
+    const runs = engines.map((e) => e.run());
+    await Promise.race([done, other]);
+    await Promise.all(engines.map((e) => e.stop()));
+    await Promise.all(runs);
+    const progress = await engines[1]!.progress(c.id);
+    expect(progress.status).toBe('completed');
+    const keys = sim.sends.map((s) => s.idempotencyKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    const rows = await engines[1]!.store.listRecipients(c.id, { limit: 10_000 });
+    const counted: Record<string, number> = {};
+    for (const r of rows) counted[r.status] = (counted[r.status] ?? 0) + 1;
+    expect(progress.counters.sent).toBe(counted.sent ?? 0);
+    expect(progress.counters.sent).toBe(keys.length);
+    expect(progress.counters.failed).toBe(counted.failed ?? 0);
+    expect(progress.counters.skipped).toBe(counted.skipped ?? 0);
+    expect((counted.pending ?? 0) + (counted.sending ?? 0)).toBe(0);
+    expect(progress.counters.sent).toBeGreaterThan(500);
+  });
+
   it('an idle worker wakes on NOTIFY when another process starts a campaign, long before its poll', async () => {
     const schema = freshSchema('wake');
     const store = createPostgresStore(open(), { schema });

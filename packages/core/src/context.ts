@@ -20,6 +20,7 @@ export interface ResolvedEngineOptions {
   maxConcurrentCampaigns: number;
   claimSize: number;
   sendTimeoutMs: number;
+  checkpoints: { groupSize: number; maxDelayMs: number };
   failureThreshold: number;
   cooldownMs: number;
   optOutKeywords: string[];

@@ -22,7 +22,7 @@ import {
   type StepOptions,
 } from './schemas.js';
 import { assertTransition, isFinished, sourcesOf } from './state-machine.js';
-import type { NewRecipient, StateStore, StatusUpdate, StatusUpdateResult } from './store.js';
+import type { InDoubtSettlement, NewRecipient, StateStore, StatusUpdate, StatusUpdateResult } from './store.js';
 import type { Transport, TransportEvent } from './transport.js';
 import type { BatchRecord, Campaign, CampaignStatus, PauseReason, RecipientCounters } from './types.js';
 import { capWindows, isDailyCapped, sendWindowState } from './windows.js';
@@ -54,6 +54,16 @@ export interface EngineOptions {
   claimSize?: number;
   /** A send with no answer after this long is in doubt. Default 30 s. */
   sendTimeoutMs?: number;
+  /**
+   * Grouped checkpoints. By default every send is its own checkpoint: one store commit writes it ahead
+   * (and records the previous outcome), so a crash leaves at most one send per account in doubt. With
+   * `groupSize` N > 1, an account's next N sends are written ahead in one commit and their outcomes
+   * recorded together with the next group (or after `maxDelayMs`, default 1 s): far fewer commits for
+   * high-volume senders, but a crash may leave up to N sends per account in doubt, settled by the
+   * transport's lookup or the campaign's `inDoubt` policy. A group spans at most `maxDelayMs` of the
+   * account's pacing. Needs a store with `advanceGroup` (memory, Postgres); others send one by one.
+   */
+  checkpoints?: { groupSize?: number; maxDelayMs?: number };
   /** Real send failures in a row that disable an account for `cooldownMs`. Default 5. */
   failureThreshold?: number;
   cooldownMs?: number;
@@ -134,6 +144,10 @@ const optionsSchema = z
     maxConcurrentCampaigns: z.number().int().min(1).max(1_000).default(20),
     claimSize: z.number().int().min(1).max(5_000).default(200),
     sendTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    checkpoints: z
+      .object({ groupSize: z.number().int().min(1).max(1_000).default(1), maxDelayMs: z.number().int().min(0).max(60_000).default(1_000) })
+      .strict()
+      .default({ groupSize: 1, maxDelayMs: 1_000 }),
     failureThreshold: z.number().int().min(1).max(1_000).default(5),
     cooldownMs: z.number().int().min(0).default(10 * 60_000),
     optOutKeywords: z.array(z.string().min(1)).default(DEFAULT_OPT_OUT_KEYWORDS),
@@ -177,6 +191,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       maxConcurrentCampaigns: o.maxConcurrentCampaigns,
       claimSize: o.claimSize,
       sendTimeoutMs: o.sendTimeoutMs,
+      checkpoints: o.checkpoints,
       failureThreshold: o.failureThreshold,
       cooldownMs: o.cooldownMs,
       optOutKeywords: o.optOutKeywords.map(foldKeyword),
@@ -840,7 +855,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     const rows = await this.store.listInDoubt(now, 500, campaignId);
     if (rows.length === 0) return 0;
     const campaigns = new Map<string, Campaign | null>();
-    const settlements = [];
+    const settlements: InDoubtSettlement[] = [];
     const unknown: typeof rows = [];
     for (const r of rows) {
       if (!campaigns.has(r.campaignId)) campaigns.set(r.campaignId, await this.store.getCampaign(r.campaignId));
@@ -863,7 +878,11 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     }
     const applied = await this.store.settleInDoubt(settlements, now);
     for (const r of unknown) this.safeEmit('message:unknown', { campaignId: r.campaignId, recipientId: r.id, phone: r.phone, accountId: r.accountId });
-    if (applied > 0) this.logger.info(`recovered ${applied} in-doubt send(s)`);
+    if (applied > 0) {
+      const count = (status: string) => settlements.filter((x) => x.status === status).length;
+      this.logger.info(`recovered ${applied} in-doubt send(s)`);
+      this.safeEmit('recovery:settled', { settled: applied, sent: count('sent'), pending: count('pending'), unknown: count('unknown') });
+    }
     return applied;
   }
 

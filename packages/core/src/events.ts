@@ -26,6 +26,12 @@ export interface EngineEvents {
   'message:retrying': MessageRef & { accountId: string; attempt: number; error: string; kind: TransportErrorKind };
   /** In doubt after a crash, settled by the at-most-once policy: never resent. */
   'message:unknown': MessageRef & { accountId: string | null };
+  /**
+   * In-doubt sends of a dead worker (or of this one before a restart) were settled: `sent` found by the
+   * transport's lookup, `pending` to be sent again (not found, or at-least-once), `unknown` left alone
+   * (at-most-once without a lookup). With grouped checkpoints this can be up to a group per account.
+   */
+  'recovery:settled': { settled: number; sent: number; pending: number; unknown: number };
   'message:status': { campaignId: string; recipientId: string; from: RecipientStatus; to: RecipientStatus };
   'account:disabled': { accountId: string; reason: string; until: number | null };
   'account:stopped': { accountId: string; reason: string };

@@ -4,9 +4,12 @@ import type {
   AccountPatch,
   AddRecipientsResult,
   AdvanceBatchInput,
+  AdvanceGroupInput,
+  AdvanceGroupResult,
   AdvanceInput,
   AdvanceResult,
   BeginResult,
+  SlotRequest,
   CampaignFilter,
   CampaignPatch,
   CampaignTransition,
@@ -368,6 +371,23 @@ export class MemoryStore implements StateStore {
     return { outcomes, begin: this.begin(input) };
   }
 
+  async advanceGroup(input: AdvanceGroupInput): Promise<AdvanceGroupResult> {
+    const outcomes: OutcomeResult[] = [];
+    if (input.outcomes) for (const o of input.outcomes) outcomes.push(this.applyOutcome(o, input.owner, input.now, input.leaseMs));
+    const begins: BeginResult[] = [];
+    const g = input.begin;
+    if (!g) return { outcomes, begins };
+    // Each item is reserved when the previous one's gap ends; only the first new reservation can meet pacing.
+    let at = input.now;
+    for (const item of g.items) {
+      const slot: SlotRequest = { accountId: g.accountId, gapMs: item.gapMs, leadMs: item.leadMs, ...(g.hourly ? { hourly: g.hourly } : {}), ...(g.daily ? { daily: g.daily } : {}) };
+      const r = this.begin({ owner: input.owner, now: input.now, leaseMs: input.leaseMs, begin: { ...item, slot } }, at);
+      if (r.granted) at = Math.max(at, this.accounts.get(g.accountId)?.nextSendAt ?? at);
+      begins.push(r);
+    }
+    return { outcomes, begins };
+  }
+
   async heartbeat(owner: string, now: number, leaseMs: number): Promise<number> {
     const held = this.owners.get(owner);
     if (!held) return 0;
@@ -694,7 +714,7 @@ export class MemoryStore implements StateStore {
   }
 
   /** Reserve the account's slot and, only when granted, write the recipient ahead as `sending`. */
-  private begin(input: AdvanceInput): BeginResult {
+  private begin(input: AdvanceInput, reserveAt = input.now): BeginResult {
     const b = input.begin!;
     const { now, owner } = input;
     const refuse = (reason: SlotRefusal, retryAt: number): BeginResult => ({ granted: false, reason, retryAt });
@@ -713,9 +733,9 @@ export class MemoryStore implements StateStore {
     }
     if (slot.daily && a.dayKey === slot.daily.key && a.sentToday >= slot.daily.limit) return refuse('daily_cap', slot.daily.endsAt);
     if (slot.hourly && a.hourKey === slot.hourly.key && a.sentThisHour >= slot.hourly.limit) return refuse('hourly_cap', slot.hourly.endsAt);
-    if (a.nextSendAt > now) return refuse('pacing', a.nextSendAt);
+    if (a.nextSendAt > reserveAt) return refuse('pacing', a.nextSendAt);
 
-    const slotAt = now + slot.leadMs;
+    const slotAt = reserveAt + slot.leadMs;
     a.nextSendAt = slotAt + slot.gapMs;
     if (slot.hourly) {
       if (a.hourKey === slot.hourly.key) a.sentThisHour++;

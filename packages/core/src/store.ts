@@ -73,6 +73,16 @@ export interface StateStore {
    * call per message a database store spends one commit per message.
    */
   advance(input: AdvanceInput): Promise<AdvanceResult>;
+  /**
+   * Optional, for grouped checkpoints: `advance` for several sends of one account in one transaction.
+   * Outcomes are recorded first, in order, as `advance` records them. Then the items are reserved in
+   * order as consecutive slots of the account, as if each were an `advance` begin made when the
+   * previous item's gap ends: the first new reservation needs `nextSendAt <= now` (else every new item
+   * is refused `pacing`), item i's slot is the previous slot + its gap + item i's lead, caps count each
+   * grant (items past a full cap are refused with that cap), and a row not leased by `owner` is refused
+   * `lease_lost` without taking a slot. A repeated write-ahead is granted again, like `advance`'s.
+   */
+  advanceGroup?(input: AdvanceGroupInput): Promise<AdvanceGroupResult>;
   /** Extend every lease `owner` holds to `now + leaseMs`. Returns the number of rows extended. */
   heartbeat(owner: string, now: number, leaseMs: number): Promise<number>;
   /** Drop `owner`'s leases on `pending` rows (all, or the ids given). `sending` rows are left to recovery. */
@@ -279,6 +289,38 @@ export interface AdvanceInput {
     providerMessageId?: string | null;
     slot: SlotRequest;
   };
+}
+
+export interface AdvanceGroupInput {
+  owner: string;
+  now: number;
+  leaseMs: number;
+  outcomes?: Outcome[];
+  begin?: GroupBegin;
+}
+
+/** Several write-aheads through one account, reserved as consecutive slots. */
+export interface GroupBegin {
+  accountId: string;
+  hourly?: CapWindow;
+  daily?: CapWindow;
+  items: Array<{
+    recipientId: string;
+    campaignId: string;
+    text: string;
+    attempt: number;
+    providerMessageId?: string | null;
+    /** Gap reserved after this send. */
+    gapMs: number;
+    /** Time between the previous gap's end (or now) and this send. */
+    leadMs: number;
+  }>;
+}
+
+export interface AdvanceGroupResult {
+  outcomes: OutcomeResult[];
+  /** One per item of `begin.items`, in order. */
+  begins: BeginResult[];
 }
 
 export type SlotRefusal = 'pacing' | 'hourly_cap' | 'daily_cap' | 'account_unavailable' | 'lease_lost';

@@ -4,7 +4,7 @@ import { startTimer } from './clock.js';
 import { TransportError, type TransportErrorKind } from './errors.js';
 import { between } from './random.js';
 import type { AccountRecord, Campaign, Recipient, SkipReason } from './types.js';
-import type { Outcome, SlotRequest, StateStore } from './store.js';
+import type { AdvanceGroupResult, BeginResult, Outcome, SlotRequest, StateStore } from './store.js';
 import type { OutboundMessage, SendResult } from './transport.js';
 import { compileTemplate, MAX_TEXT_LENGTH, MissingVariableError, pickTemplate, renderTemplate, type CompiledTemplate } from './template.js';
 import { capWindows, isDailyCapped } from './windows.js';
@@ -256,7 +256,20 @@ export class CampaignWorker {
       const carry: Carry = { outcomes: [], events: [] };
       let exit: LaneExit | null = null;
       try {
+        const groupSize = this.groupSize(account);
         while (queue.length > 0 && !limits.signal.aborted) {
+          if (groupSize > 1) {
+            const group: Recipient[] = [];
+            for (let r = next(record.id); r; r = group.length < groupSize ? next(record.id) : undefined) group.push(r);
+            if (group.length === 0) break;
+            const more = queue.length > 0;
+            const done = await account.mutex.run(() => this.sendGroup(campaign, group, account, record, carry, limits, more));
+            processed += done.processed;
+            queue.unshift(...done.back);
+            exit = done.exit;
+            if (exit) break;
+            continue;
+          }
           const recipient = next(record.id);
           if (!recipient) break;
           const more = queue.length > 0;
@@ -308,31 +321,15 @@ export class CampaignWorker {
     carry: Carry,
     limits: TickLimits,
     more: boolean,
+    /** The first attempt already happened (in a group) and failed with this. */
+    failed?: unknown,
   ): Promise<LaneExit | null> {
     const { store, clock, options } = this.ctx;
     const key = idempotencyKey(campaign.id, recipient.phone);
     const ref = { campaignId: campaign.id, recipientId: recipient.id, phone: recipient.phone };
 
-    let text = recipient.text;
+    const text = this.prepare(campaign, recipient, carry);
     if (text === null) {
-      try {
-        text = renderTemplate(this.template(pickTemplate(campaign.templates, key)), recipient.vars, key);
-        if (text.length > MAX_TEXT_LENGTH) throw new RangeError(`rendered text has ${text.length} characters, over WhatsApp's ${MAX_TEXT_LENGTH}`);
-        if (text.length === 0) throw new RangeError('rendered text is empty');
-      } catch (error) {
-        const detail = error instanceof MissingVariableError || error instanceof RangeError ? error.message : String(error);
-        this.terminal(carry, recipient, campaign, { status: 'skipped', skipReason: 'template_error', error: detail, attempts: recipient.attempts }, () =>
-          this.ctx.emit('message:skipped', { ...ref, reason: 'template_error', detail }),
-        );
-        await this.flush(carry);
-        return null;
-      }
-    }
-
-    if (recipient.attempts >= campaign.settings.maxAttempts) {
-      this.terminal(carry, recipient, campaign, { status: 'failed', error: 'max attempts reached', attempts: recipient.attempts }, () =>
-        this.ctx.emit('message:failed', { ...ref, accountId: null, error: 'max attempts reached', kind: 'max_attempts' }),
-      );
       await this.flush(carry);
       return null;
     }
@@ -364,7 +361,7 @@ export class CampaignWorker {
               now,
               leaseMs: options.leaseMs,
               outcomes,
-              begin: { recipientId: recipient.id, campaignId: campaign.id, text: text!, attempt: attempts + 1, slot },
+              begin: { recipientId: recipient.id, campaignId: campaign.id, text, attempt: attempts + 1, slot },
             }),
           );
         } catch (error) {
@@ -393,13 +390,9 @@ export class CampaignWorker {
       }
       attempts++;
       try {
-        return await this.callTransport(account, message);
+        return await this.sendChecked(account, message, startedAt);
       } catch (error) {
-        if (!TransportError.isInstance(error) || error.kind !== 'ambiguous') throw error;
-        // It may have left: ask the provider before deciding anything (never resend blindly).
-        const found = await this.lookup(account, message, startedAt);
-        if (found) return found;
-        if (campaign.settings.inDoubt === 'at-most-once') throw new AbortError(error);
+        if (TransportError.isInstance(error) && error.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-most-once') throw new AbortError(error);
         throw error;
       }
     };
@@ -440,6 +433,7 @@ export class CampaignWorker {
       // Fast path: the first attempt outside p-retry (most sends succeed at once; p-retry's loop
       // costs more than the send itself on a fast transport). Failures follow p-retry's rules.
       try {
+        if (failed !== undefined) throw failed;
         result = await attempt();
       } catch (first) {
         if (first instanceof AbortError) throw first;
@@ -476,6 +470,225 @@ export class CampaignWorker {
     // that send's write-ahead step, one commit per message; it is still recorded before that send.
     if (!(more && lastGap === 0 && typingMs === 0) || carry.reEnable) await this.flush(carry);
     return null;
+  }
+
+  /** How many sends of this account to check in at once: the configured group, within `maxDelayMs` of its pacing. */
+  private groupSize(account: AccountRuntime): number {
+    const { groupSize, maxDelayMs } = this.ctx.options.checkpoints;
+    if (groupSize <= 1 || !this.ctx.store.advanceGroup) return 1;
+    const p = account.pacing;
+    const perSend = (p.intervalMs.min + p.intervalMs.max) / 2 + (p.typingMsPerChar > 0 ? p.typingMaxMs / 2 : 0);
+    return perSend <= 0 ? groupSize : Math.max(1, Math.min(groupSize, Math.floor(maxDelayMs / perSend)));
+  }
+
+  /** The text to send (rendered once, then kept with the row), or null when the recipient ended here (carried). */
+  private prepare(campaign: Campaign, recipient: Recipient, carry: Carry): string | null {
+    const key = idempotencyKey(campaign.id, recipient.phone);
+    const ref = { campaignId: campaign.id, recipientId: recipient.id, phone: recipient.phone };
+    let text = recipient.text;
+    if (text === null) {
+      try {
+        text = renderTemplate(this.template(pickTemplate(campaign.templates, key)), recipient.vars, key);
+        if (text.length > MAX_TEXT_LENGTH) throw new RangeError(`rendered text has ${text.length} characters, over WhatsApp's ${MAX_TEXT_LENGTH}`);
+        if (text.length === 0) throw new RangeError('rendered text is empty');
+      } catch (error) {
+        const detail = error instanceof MissingVariableError || error instanceof RangeError ? error.message : String(error);
+        this.terminal(carry, recipient, campaign, { status: 'skipped', skipReason: 'template_error', error: detail, attempts: recipient.attempts }, () =>
+          this.ctx.emit('message:skipped', { ...ref, reason: 'template_error', detail }),
+        );
+        return null;
+      }
+    }
+    if (recipient.attempts >= campaign.settings.maxAttempts) {
+      this.terminal(carry, recipient, campaign, { status: 'failed', error: 'max attempts reached', attempts: recipient.attempts }, () =>
+        this.ctx.emit('message:failed', { ...ref, accountId: null, error: 'max attempts reached', kind: 'max_attempts' }),
+      );
+      return null;
+    }
+    return text;
+  }
+
+  /** Send once; a send that may have left (ambiguous) is looked up before anyone decides about it. */
+  private async sendChecked(account: AccountRuntime, message: OutboundMessage, startedAt: number): Promise<SendResult> {
+    try {
+      return await this.callTransport(account, message);
+    } catch (error) {
+      if (!TransportError.isInstance(error) || error.kind !== 'ambiguous') throw error;
+      const found = await this.lookup(account, message, startedAt);
+      if (found) return found;
+      throw error;
+    }
+  }
+
+  /**
+   * Grouped checkpoints: write a group of recipients ahead through one account in one store step (with
+   * the outcomes carried so far), send them at their slots, and carry their outcomes to the next step.
+   * A send that fails leaves the group: it goes on alone through `sendOne` (retries, give-up rules), and
+   * the group's unsent rest is handed back (lease kept) to the front of the queue.
+   */
+  private async sendGroup(
+    campaign: Campaign,
+    recipients: Recipient[],
+    account: AccountRuntime,
+    record: AccountRecord,
+    carry: Carry,
+    limits: TickLimits,
+    more: boolean,
+  ): Promise<{ exit: LaneExit | null; processed: number; back: Recipient[] }> {
+    const { store, clock, options } = this.ctx;
+    const pacing = account.pacing;
+    let processed = 0;
+    const items: Array<{ recipient: Recipient; text: string; typingMs: number; gapMs: number }> = [];
+    for (const r of recipients) {
+      const text = this.prepare(campaign, r, carry);
+      if (text === null) processed++;
+      else {
+        const typingMs = pacing.typingMsPerChar > 0 ? Math.min(pacing.typingMaxMs, Math.round(text.length * pacing.typingMsPerChar)) : 0;
+        items.push({ recipient: r, text, typingMs, gapMs: between(this.ctx.random, pacing.intervalMs.min, pacing.intervalMs.max) });
+      }
+    }
+    if (items.length === 0) {
+      if (!more) await this.flush(carry);
+      return { exit: null, processed, back: [] };
+    }
+    const handBack = (r: Recipient, keepLease: boolean): Outcome => ({
+      recipientId: r.id,
+      campaignId: campaign.id,
+      status: 'pending',
+      keepLease,
+      attempts: r.attempts,
+      at: clock.now(),
+      accountEffect: 'none',
+    });
+
+    // Write the group ahead (and record what is carried) in one step; wait out pacing if refused for it.
+    let begins: BeginResult[];
+    for (;;) {
+      if (limits.signal.aborted) {
+        for (const it of items) carry.outcomes.push(handBack(it.recipient, false));
+        await this.flush(carry);
+        return { exit: { kind: 'halted' }, processed, back: [] };
+      }
+      const now = clock.now();
+      const outcomes = carry.outcomes.splice(0);
+      const events = carry.events.splice(0);
+      let result: AdvanceGroupResult;
+      try {
+        result = await this.durably('recording a group of sends ahead', () =>
+          store.advanceGroup!({
+            owner: this.owner,
+            now,
+            leaseMs: options.leaseMs,
+            outcomes,
+            begin: {
+              accountId: account.id,
+              ...capWindows(pacing, now, options.hourKeyTimeZone),
+              items: items.map((it) => ({
+                recipientId: it.recipient.id,
+                campaignId: campaign.id,
+                text: it.text,
+                attempt: it.recipient.attempts + 1,
+                gapMs: it.gapMs,
+                leadMs: it.typingMs,
+              })),
+            },
+          }),
+        );
+      } catch (error) {
+        carry.outcomes.unshift(...outcomes);
+        carry.events.unshift(...events);
+        this.ctx.fail(`campaign ${campaign.id}, a group of ${items.length} sends`, new StoreDown(error));
+        return { exit: { kind: 'halted' }, processed, back: [] };
+      }
+      this.afterOutcomes(outcomes, events, result.outcomes, carry);
+      begins = result.begins;
+      const pacingOnly = begins.every((b) => !b.granted && b.reason === 'pacing');
+      if (!pacingOnly) break;
+      try {
+        await this.sleepUntil((begins[0] as { retryAt: number }).retryAt, limits, false);
+      } catch (error) {
+        // Stopped, or the slot lies past the step's budget: hand the group back for later.
+        for (const it of items) carry.outcomes.push(handBack(it.recipient, false));
+        await this.flush(carry);
+        const reason = error instanceof AbortError ? error.originalError : error;
+        return { exit: reason instanceof Deferred ? { kind: 'deferred', retryAt: reason.retryAt } : { kind: 'halted' }, processed, back: [] };
+      }
+    }
+
+    const back: Recipient[] = [];
+    let exit: LaneExit | null = null;
+    let lastFlush = clock.now();
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const b = begins[i]!;
+      const r = it.recipient;
+      if (!b.granted) {
+        if (b.reason === 'lease_lost') {
+          this.ctx.logger.warn(`lease lost on recipient ${r.id}; another worker owns it now`, { campaignId: campaign.id, recipientId: r.id });
+          continue;
+        }
+        // Refused without a slot (account gone, cap reached): hand it back for later or for another account.
+        carry.outcomes.push(handBack(r, false));
+        if (b.reason === 'account_unavailable') exit ??= { kind: 'account_gone' };
+        else exit ??= { kind: 'deferred', retryAt: b.retryAt };
+        continue;
+      }
+      if (exit) {
+        carry.outcomes.push(handBack(r, false));
+        continue;
+      }
+      const ref = { campaignId: campaign.id, recipientId: r.id, phone: r.phone };
+      const startedAt = clock.now();
+      try {
+        if (b.slotAt > startedAt) {
+          if (it.typingMs > 0 && account.transport.typing) void account.transport.typing(r.phone, it.typingMs).catch(() => undefined);
+          await this.sleepUntil(b.slotAt, limits, true);
+        }
+        if (limits.signal.aborted) throw new AbortError(new Halted());
+      } catch {
+        // Stopped before this send: it and the rest go back unsent, attempts untouched.
+        for (const rest of items.slice(i)) if (begins[items.indexOf(rest)]!.granted) carry.outcomes.push(handBack(rest.recipient, false));
+        exit = { kind: 'halted' };
+        break;
+      }
+      const message: OutboundMessage = { to: r.phone, text: it.text, media: campaign.media, idempotencyKey: idempotencyKey(campaign.id, r.phone) };
+      const attempt = r.attempts + 1;
+      let sent: SendResult;
+      try {
+        sent = await this.sendChecked(account, message, startedAt);
+      } catch (error) {
+        // This one leaves the group; the unsent rest goes back to the queue, still leased to us.
+        for (let j = i + 1; j < items.length; j++) {
+          if (!begins[j]!.granted) continue;
+          carry.outcomes.push(handBack(items[j]!.recipient, true));
+          back.push(items[j]!.recipient);
+        }
+        const wrapped = TransportError.isInstance(error) && error.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-most-once' ? new AbortError(error) : error;
+        exit = await this.sendOne(campaign, { ...r, text: it.text, attempts: attempt }, account, record, carry, limits, more || back.length > 0, wrapped);
+        if (!exit) processed++;
+        break;
+      }
+      processed++;
+      carry.outcomes.push({
+        recipientId: r.id,
+        campaignId: campaign.id,
+        status: 'sent',
+        attempts: attempt,
+        at: sent.acceptedAt,
+        accountId: account.id,
+        providerMessageId: sent.providerMessageId,
+        accountEffect: 'success',
+      });
+      carry.events.push(() => this.ctx.emit('message:sent', { ...ref, accountId: account.id, providerMessageId: sent.providerMessageId, attempt }));
+      if (record.state === 'disabled') carry.reEnable = account.id;
+      if (carry.reEnable || clock.now() - lastFlush >= options.checkpoints.maxDelayMs) {
+        await this.flush(carry);
+        lastFlush = clock.now();
+      }
+    }
+    // The outcomes ride with the next group's step, unless nothing follows at once.
+    if (!more || exit || back.length > 0 || carry.reEnable) await this.flush(carry);
+    return { exit, processed, back };
   }
 
   private async onGiveUp(

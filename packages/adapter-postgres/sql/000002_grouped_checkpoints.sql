@@ -1,0 +1,191 @@
+-- Disparo store schema, version 2: grouped checkpoints.
+--
+-- `advance_group` is `advance` for a group of sends through one account, set-based: one statement
+-- records all outcomes, one writes all items ahead, whatever the group's size (StateStore.advanceGroup).
+-- Arguments are parallel arrays (one element per outcome, one per item), cheaper to pass and read
+-- than JSON.
+--
+-- `recipients_sending_idx` goes: every status change paid for it, and the rows it found (in-doubt
+-- sends) always hold a lease, so `recipients_lease_idx` finds them too.
+
+DROP INDEX :DISPARO_SCHEMA.recipients_sending_idx;
+
+CREATE FUNCTION :DISPARO_SCHEMA.advance_group(p_owner text, p_now bigint, p_lease_ms bigint,
+  o_r bigint[], o_c text[], o_s text[], o_k boolean[], o_n integer[], o_t bigint[], o_a text[], o_p text[], o_e text[],
+  o_he boolean[], o_sr text[], o_fx text[],
+  p_account text, p_hk text, p_hl integer, p_hx bigint, p_dk text, p_dl integer, p_dx bigint,
+  b_r bigint[], b_c text[], b_tx text[], b_n integer[], b_p text[], b_gap bigint[], b_lead bigint[],
+  OUT ok boolean[], OUT cf integer[], OUT granted boolean[], OUT slot_at bigint[], OUT why text[])
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_moves :DISPARO_SCHEMA.move[] := '{}';
+  v_m :DISPARO_SCHEMA.move[];
+  v_no integer := coalesce(cardinality(o_r), 0);
+  v_nb integer := coalesce(cardinality(b_r), 0);
+  v_step record;
+  i integer;
+  a :DISPARO_SCHEMA.accounts%ROWTYPE;
+  v_usable boolean;
+  v_start bigint;
+  v_day_left bigint;
+  v_hour_left bigint;
+  v_allowed bigint;
+  v_new integer;
+  v_end bigint;
+BEGIN
+  -- ---- outcomes ----
+  IF v_no = 0 THEN
+    ok := '{}';
+    cf := '{}';
+  ELSIF (SELECT count(DISTINCT x) FROM unnest(o_r) x) < v_no THEN
+    -- The same recipient twice: apply one by one, in order, as `advance` does.
+    ok := array_fill(false, ARRAY[v_no]);
+    cf := array_fill(NULL::integer, ARRAY[v_no]);
+    FOR i IN 1..v_no LOOP
+      SELECT s.result, s.moves INTO v_step FROM :DISPARO_SCHEMA._advance(p_owner, p_now, p_lease_ms,
+        jsonb_build_array(jsonb_build_object('r', o_r[i], 'c', o_c[i], 's', o_s[i], 'k', o_k[i], 'n', o_n[i], 't', o_t[i], 'a', o_a[i],
+          'p', o_p[i], 'e', o_e[i], 'he', o_he[i], 'sr', o_sr[i], 'fx', o_fx[i])), NULL) s;
+      ok[i] := (v_step.result -> 'o' -> 0 ->> 'ok')::boolean;
+      cf[i] := (v_step.result -> 'o' -> 0 ->> 'cf')::integer;
+      v_moves := v_moves || v_step.moves;
+    END LOOP;
+  ELSE
+    IF to_regclass('pg_temp.disparo_out') IS NULL THEN
+      CREATE TEMPORARY TABLE disparo_out (i integer PRIMARY KEY, r bigint, c text, s text, k boolean, n integer, t bigint, a text,
+        p text, e text, he boolean, sr text, fx text, from_status text, batch integer, acc text, cf integer) ON COMMIT DELETE ROWS;
+    END IF;
+    INSERT INTO disparo_out (i, r, c, s, k, n, t, a, p, e, he, sr, fx)
+      SELECT x.i, x.r, x.c, x.s, x.k, x.n, x.t, x.a, x.p, x.e, x.he, x.sr, x.fx
+      FROM unnest(o_r, o_c, o_s, o_k, o_n, o_t, o_a, o_p, o_e, o_he, o_sr, o_fx) WITH ORDINALITY AS x(r, c, s, k, n, t, a, p, e, he, sr, fx, i);
+    -- The rows still leased by the owner and open, locked in id order.
+    UPDATE disparo_out d SET from_status = l.status, batch = l.batch
+      FROM (SELECT x.id, x.status, x.batch, x.campaign_id FROM :DISPARO_SCHEMA.recipients x
+            WHERE x.id = ANY (o_r) AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
+            ORDER BY x.id FOR UPDATE) l
+      WHERE l.id = d.r AND l.campaign_id = d.c;
+    WITH u AS (
+      UPDATE :DISPARO_SCHEMA.recipients rc SET
+        attempts = o.n,
+        updated_at = p_now,
+        account_id = CASE WHEN o.a IS NOT NULL AND o.a <> '' THEN o.a ELSE rc.account_id END,
+        provider_message_id = CASE WHEN o.p IS NOT NULL AND o.p <> '' THEN o.p ELSE rc.provider_message_id END,
+        last_error = CASE WHEN coalesce(o.he, false) THEN o.e ELSE rc.last_error END,
+        lease_owner = CASE WHEN o.s = 'pending' AND coalesce(o.k, false) THEN p_owner ELSE NULL END,
+        lease_expires_at = CASE WHEN o.s = 'pending' AND coalesce(o.k, false) THEN p_now + p_lease_ms ELSE NULL END,
+        status = o.s,
+        skip_reason = CASE WHEN o.s = 'pending' THEN rc.skip_reason WHEN o.s = 'skipped' THEN o.sr ELSE NULL END,
+        sent_at = CASE WHEN o.s = 'sent' THEN o.t ELSE rc.sent_at END,
+        processed_at = CASE WHEN o.s = 'pending' THEN rc.processed_at ELSE o.t END
+      FROM disparo_out o
+      WHERE o.from_status IS NOT NULL AND rc.id = o.r AND rc.id = ANY (o_r)
+      RETURNING o.i, rc.account_id
+    )
+    UPDATE disparo_out d SET acc = u.account_id FROM u WHERE d.i = u.i;
+    -- Runs of consecutive failures per account, in outcome order: failures since the account's last
+    -- success in this group, on top of its run before the group when there was no success yet.
+    PERFORM 1 FROM :DISPARO_SCHEMA.accounts x WHERE x.id IN (SELECT d.acc FROM disparo_out d WHERE d.acc IS NOT NULL) ORDER BY x.id FOR UPDATE;
+    UPDATE disparo_out d SET cf = x.cf
+      FROM (SELECT w.i, (CASE WHEN w.last_ok IS NULL THEN ac.consecutive_failures ELSE 0 END
+                + count(*) FILTER (WHERE w.fx = 'failure') OVER (PARTITION BY w.acc, w.last_ok ORDER BY w.i))::integer AS cf
+            FROM (SELECT o.i, o.acc, o.fx, max(CASE WHEN o.fx = 'success' THEN o.i END) OVER (PARTITION BY o.acc ORDER BY o.i) AS last_ok
+                  FROM disparo_out o WHERE o.acc IS NOT NULL) w
+            JOIN :DISPARO_SCHEMA.accounts ac ON ac.id = w.acc) x
+      WHERE d.i = x.i;
+    UPDATE :DISPARO_SCHEMA.accounts ac SET consecutive_failures = f.cf, updated_at = p_now
+      FROM (SELECT DISTINCT ON (o.acc) o.acc, o.cf FROM disparo_out o WHERE o.cf IS NOT NULL ORDER BY o.acc, o.i DESC) f
+      WHERE ac.id = f.acc AND ac.consecutive_failures <> f.cf;
+    SELECT array_agg(o.from_status IS NOT NULL ORDER BY o.i), array_agg(o.cf ORDER BY o.i),
+        array_agg(CAST(ROW(o.c, o.batch, o.from_status, o.s) AS :DISPARO_SCHEMA.move)) FILTER (WHERE o.from_status IS NOT NULL)
+      INTO ok, cf, v_m
+      FROM disparo_out o;
+    v_moves := v_moves || coalesce(v_m, '{}');
+    DELETE FROM disparo_out;
+  END IF;
+
+  -- ---- write-aheads ----
+  IF v_nb = 0 THEN
+    granted := '{}';
+    slot_at := '{}';
+    why := '{}';
+  ELSE
+    SELECT * INTO a FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = p_account FOR UPDATE;
+    v_usable := FOUND AND a.state <> 'stopped' AND NOT (a.state = 'disabled' AND a.disabled_until IS NOT NULL AND a.disabled_until > p_now)
+      AND a.connection <> 'close';
+    v_day_left := CASE WHEN p_dk IS NULL THEN NULL WHEN a.day_key = p_dk THEN p_dl - a.sent_today ELSE p_dl END;
+    v_hour_left := CASE WHEN p_hk IS NULL THEN NULL WHEN a.hour_key = p_hk THEN p_hl - a.sent_this_hour ELSE p_hl END;
+    v_allowed := greatest(0, least(coalesce(v_day_left, 2147483647), coalesce(v_hour_left, 2147483647)));
+    IF to_regclass('pg_temp.disparo_group') IS NULL THEN
+      CREATE TEMPORARY TABLE disparo_group (i integer PRIMARY KEY, r bigint, c text, tx text, n integer, p text,
+        gap bigint, lead bigint, kind text, batch integer, k integer, slot bigint, why text) ON COMMIT DELETE ROWS;
+    END IF;
+    -- Classify each item against its row (locked in id order): a new write-ahead, a repeat, or not ours.
+    INSERT INTO disparo_group (i, r, c, tx, n, p, gap, lead, kind, batch)
+      SELECT b.i, b.r, b.c, b.tx, b.n, b.p, b.gap, b.lead,
+        CASE WHEN l.id IS NULL OR l.campaign_id <> b.c THEN 'lost'
+             WHEN l.status = 'pending' THEN 'new'
+             WHEN l.attempts = b.n AND l.lease_expires_at IS NOT NULL AND l.lease_expires_at > p_now THEN 'repeat'
+             ELSE 'lost' END,
+        l.batch
+      FROM unnest(b_r, b_c, b_tx, b_n, b_p, b_gap, b_lead) WITH ORDINALITY AS b(r, c, tx, n, p, gap, lead, i)
+      LEFT JOIN (SELECT x.id, x.campaign_id, x.status, x.attempts, x.lease_expires_at, x.batch FROM :DISPARO_SCHEMA.recipients x
+                 WHERE x.id = ANY (b_r) AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
+                 ORDER BY x.id FOR UPDATE) l ON l.id = b.r;
+    -- A repeated group continues after its reservation; otherwise the first new item needs the slot free now.
+    v_start := CASE WHEN EXISTS (SELECT 1 FROM disparo_group WHERE kind = 'repeat') THEN greatest(p_now, a.next_send_at) ELSE p_now END;
+    UPDATE disparo_group d SET k = x.k FROM (SELECT g.i, row_number() OVER (ORDER BY g.i)::integer AS k FROM disparo_group g WHERE g.kind = 'new') x
+      WHERE d.i = x.i;
+    SELECT count(*) INTO v_new FROM disparo_group WHERE kind = 'new';
+    IF v_new > 0 THEN
+      IF NOT coalesce(v_usable, false) THEN
+        UPDATE disparo_group SET why = 'account_unavailable' WHERE kind = 'new';
+      ELSIF a.next_send_at > v_start THEN
+        UPDATE disparo_group SET why = 'pacing', slot = a.next_send_at WHERE kind = 'new';
+      ELSE
+        -- Items past a full cap are refused (the daily cap first, as one by one); the rest get consecutive slots.
+        UPDATE disparo_group SET why = CASE WHEN v_day_left IS NOT NULL AND k > v_day_left THEN 'daily_cap' ELSE 'hourly_cap' END,
+            slot = CASE WHEN v_day_left IS NOT NULL AND k > v_day_left THEN p_dx ELSE p_hx END
+          WHERE kind = 'new' AND k > v_allowed;
+        UPDATE disparo_group d SET slot = v_start + x.before + d.lead
+          FROM (SELECT g.i, coalesce(sum(g.lead + g.gap) OVER (ORDER BY g.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                FROM disparo_group g WHERE g.kind = 'new' AND g.why IS NULL) x
+          WHERE d.i = x.i;
+        SELECT max(slot + gap) INTO v_end FROM disparo_group WHERE kind = 'new' AND why IS NULL;
+        IF v_end IS NOT NULL THEN
+          UPDATE :DISPARO_SCHEMA.accounts SET next_send_at = v_end,
+            sent_this_hour = CASE WHEN p_hk IS NULL THEN sent_this_hour WHEN hour_key = p_hk THEN sent_this_hour + least(v_new, v_allowed) ELSE least(v_new, v_allowed) END,
+            hour_key = coalesce(p_hk, hour_key),
+            sent_today = CASE WHEN p_dk IS NULL THEN sent_today WHEN day_key = p_dk THEN sent_today + least(v_new, v_allowed) ELSE least(v_new, v_allowed) END,
+            day_key = coalesce(p_dk, day_key),
+            updated_at = p_now
+          WHERE id = p_account;
+          WITH u AS (
+            UPDATE :DISPARO_SCHEMA.recipients rc SET
+              status = 'sending',
+              text = d.tx,
+              account_id = p_account,
+              attempts = d.n,
+              provider_message_id = CASE WHEN d.p IS NOT NULL AND d.p <> '' THEN d.p ELSE rc.provider_message_id END,
+              lease_owner = p_owner,
+              lease_expires_at = p_now + p_lease_ms,
+              updated_at = p_now
+            FROM disparo_group d
+            WHERE d.kind = 'new' AND d.why IS NULL AND rc.id = d.r AND rc.id = ANY (b_r)
+            RETURNING CAST(ROW(rc.campaign_id, d.batch, 'pending', 'sending') AS :DISPARO_SCHEMA.move) AS m
+          )
+          SELECT array_agg(u.m) INTO v_m FROM u;
+          v_moves := v_moves || coalesce(v_m, '{}');
+        END IF;
+      END IF;
+    END IF;
+    SELECT array_agg(g.kind = 'repeat' OR (g.kind = 'new' AND g.why IS NULL) ORDER BY g.i),
+        array_agg(CASE WHEN g.kind = 'repeat' THEN v_start ELSE coalesce(g.slot, p_now) END ORDER BY g.i),
+        array_agg(CASE WHEN g.kind = 'lost' THEN 'lease_lost' ELSE g.why END ORDER BY g.i)
+      INTO granted, slot_at, why
+      FROM disparo_group g;
+    DELETE FROM disparo_group;
+  END IF;
+
+  PERFORM :DISPARO_SCHEMA._count_moves(v_moves);
+END
+$$;
