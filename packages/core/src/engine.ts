@@ -312,13 +312,22 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     const parsed = Array.isArray(source) ? source.map((item, i) => parse(recipientInputSchema, item, 'recipient', `recipients.${i}`)) : null;
     const result: ImportResult = { processed: 0, inserted: 0, duplicates: 0, invalid: 0, optedOut: 0 };
     let chunk: NewRecipient[] = [];
+    // One chunk is written while the next is read and normalised (at most two in memory), in order.
+    let writing: Promise<void> = Promise.resolve();
     const flush = async (done: boolean) => {
+      await writing;
       if (chunk.length > 0) {
-        const r = await this.store.addRecipients(campaignId, chunk, this.clock.now());
-        result.inserted += r.inserted;
-        result.duplicates += r.duplicates;
-        result.optedOut += r.optedOut;
+        const rows = chunk;
         chunk = [];
+        writing = this.store.addRecipients(campaignId, rows, this.clock.now()).then((r) => {
+          result.inserted += r.inserted;
+          result.duplicates += r.duplicates;
+          result.optedOut += r.optedOut;
+          this.safeEmit('recipients:imported', { campaignId, ...result, done });
+        });
+        if (done) await writing;
+        else writing.catch(() => undefined); // surfaced by the next flush's await
+        return;
       }
       this.safeEmit('recipients:imported', { campaignId, ...result, done });
     };
@@ -330,13 +339,19 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       else chunk.push({ phone, vars: item.vars });
       if (chunk.length >= chunkSize) await flush(false);
     };
-    if (parsed) {
-      for (const item of parsed) await take(item);
-    } else {
-      for await (const raw of source as AsyncIterable<RecipientInput>) {
-        await take(parse(recipientInputSchema, raw, 'recipient', `recipients.${index}`));
-        index++;
+    try {
+      if (parsed) {
+        for (const item of parsed) await take(item);
+      } else {
+        for await (const raw of source as AsyncIterable<RecipientInput>) {
+          await take(parse(recipientInputSchema, raw, 'recipient', `recipients.${index}`));
+          index++;
+        }
       }
+    } catch (error) {
+      // A bad item or a failing source: the chunk already on its way still lands before we report.
+      await writing.catch(() => undefined);
+      throw error;
     }
     await flush(true);
     const fresh = await this.getCampaign(campaignId);
