@@ -328,7 +328,8 @@ export class CampaignWorker {
     const key = idempotencyKey(campaign.id, recipient.phone);
     const ref = { campaignId: campaign.id, recipientId: recipient.id, phone: recipient.phone };
 
-    const text = this.prepare(campaign, recipient, carry);
+    // After a failed first attempt in a group, the text is known and the attempt already counted.
+    const text = failed !== undefined && recipient.text !== null ? recipient.text : this.prepare(campaign, recipient, carry);
     if (text === null) {
       await this.flush(carry);
       return null;

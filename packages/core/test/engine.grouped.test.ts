@@ -48,6 +48,23 @@ describe('grouped checkpoints', () => {
     expect(calls.advanceGroup + calls.advance).toBeLessThan(300 / 2);
   });
 
+  it('a send that fails in a group is judged by its own error, even on its last attempt', async () => {
+    const r = rig({ engine: { checkpoints: { groupSize: 10 } } });
+    r.sims.a1!.failNext('invalid_recipient');
+    r.sims.a1!.failNext('transient');
+    const c = await campaignWith(r.engine, 12, { maxAttempts: 1 });
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    await r.engine.stop();
+    const rows = await r.store.listRecipients(c.id);
+    expect(rows[0]).toMatchObject({ status: 'skipped', skipReason: 'not_on_whatsapp' });
+    expect(rows[1]!.status).toBe('failed');
+    expect(rows[1]!.lastError).not.toContain('max attempts');
+    expect(rows.slice(2).map((x) => x.status)).toEqual(Array(10).fill('sent'));
+    const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
+    expect(counters).toEqual(counted);
+  });
+
   it("keeps each account's pacing: the group reserves consecutive slots and sends at them", async () => {
     const { store, calls } = countingStore(createMemoryStore());
     const r = rig({ store, pacing: { intervalMs: { min: 1_000, max: 2_000 } }, engine: { checkpoints: { groupSize: 10, maxDelayMs: 20_000 } } });
