@@ -11,6 +11,8 @@ export interface AccountRuntime {
   pacing: Pacing;
   mutex: Mutex;
   unsubscribe: (() => void) | null;
+  /** The account's transport events, handled one at a time in arrival order. */
+  events: Promise<void>;
 }
 
 export interface ResolvedEngineOptions {

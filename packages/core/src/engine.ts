@@ -230,7 +230,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     }
     if (this.accounts.has(id)) throw new ValidationError(`Account "${id}" is already registered on this engine`, [{ path: `${path}.id`, message: 'duplicate account id' }]);
     const pacing = parse(pacingSchema, account.pacing, `pacing of account "${id}"`, `${path}.pacing`);
-    const runtime: AccountRuntime = { id, transport: account.transport, pacing, mutex: new Mutex(), unsubscribe: null };
+    const runtime: AccountRuntime = { id, transport: account.transport, pacing, mutex: new Mutex(), unsubscribe: null, events: Promise.resolve() };
     this.accounts.set(id, runtime);
     return runtime;
   }
@@ -238,7 +238,10 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   private subscribe(runtime: AccountRuntime): void {
     if (runtime.unsubscribe || !runtime.transport.subscribe) return;
     runtime.unsubscribe = runtime.transport.subscribe((event) => {
-      this.handleTransportEvents(runtime.id, [event]).catch((error) => this.fail(`transport event from ${runtime.id}`, error));
+      // One at a time per account: an `open` quickly followed by `close` must be stored in that order.
+      runtime.events = runtime.events.then(() =>
+        this.handleTransportEvents(runtime.id, [event]).catch((error) => this.fail(`transport event from ${runtime.id}`, error)),
+      );
     });
   }
 

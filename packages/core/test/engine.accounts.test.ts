@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TransportError, type Transport } from '@disparo/core';
+import { createMemoryStore, TransportError, type StateStore, type Transport } from '@disparo/core';
 import { campaignWith, duplicateSends, expectCountersMatchRows, rig, runUntil } from './helpers.js';
 
 describe('retries, error kinds and accounts', () => {
@@ -161,6 +161,36 @@ describe('retries, error kinds and accounts', () => {
     expect(res.applied).toBe(0);
     expect((await r.store.listRecipients(c1.id)).find((x) => x.id === read.id)!.status).toBe('read');
 
+  });
+
+  it("an account's transport events are stored in the order they came, even when the store answers out of order", async () => {
+    // The store answers the first account read late: handled concurrently, the `open` would land after the `close`.
+    const memory = createMemoryStore();
+    let slowOnce = true;
+    const store = new Proxy(memory, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop === 'getAccount' && typeof value === 'function') {
+          return async (...args: unknown[]) => {
+            if (slowOnce) {
+              slowOnce = false;
+              await new Promise((res) => setTimeout(res, 30));
+            }
+            return value.apply(target, args);
+          };
+        }
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as StateStore;
+    const r = rig({ store });
+    await r.engine.ready();
+    r.sims.a1!.setConnected(false);
+    await new Promise((res) => setTimeout(res, 50));
+    slowOnce = true;
+    r.sims.a1!.setConnected(true); // its handler reads the account (slowly) before writing `open`
+    r.sims.a1!.setConnected(false); // and this one arrives right after
+    await new Promise((res) => setTimeout(res, 100));
+    expect((await memory.getAccount('a1'))!.connection).toBe('close');
   });
 });
 
