@@ -266,7 +266,8 @@ CREATE FUNCTION :DISPARO_SCHEMA.advance_group(p_owner text, p_now bigint, p_leas
   b_r bigint[], b_c text[], b_tx text[], b_n integer[], b_p text[], b_gap bigint[], b_lead bigint[],
   OUT ok boolean[], OUT cf integer[], OUT granted boolean[], OUT slot_at bigint[], OUT why text[])
 LANGUAGE plpgsql AS $$
-#variable_conflict use_column
+-- Loops here only walk fixed-width arrays (codes, ids, times): element access is O(1) there, while
+-- an element of a text array is found by walking the array. Text goes in and out set-based.
 DECLARE
   v_moves :DISPARO_SCHEMA.move[] := '{}';
   v_m :DISPARO_SCHEMA.move[];
@@ -274,14 +275,27 @@ DECLARE
   v_nb integer := coalesce(cardinality(b_r), 0);
   v_step record;
   i integer;
+  j integer;
+  -- outcomes
+  v_from smallint[];   -- 0: not applied, 1: was pending, 2: was sending
+  v_fx smallint[];     -- 0: none, 1: success, 2: failure
+  v_ui integer[];      -- applied outcomes (positions)
+  v_uacc integer[];    -- their account, as a position in v_accs
+  v_accs text[];
+  v_cfs integer[];
+  v_cf integer[];
+  -- write-aheads
   a :DISPARO_SCHEMA.accounts%ROWTYPE;
   v_usable boolean;
-  v_start bigint;
+  v_kind smallint[];   -- 0: not ours (lease lost), 1: new, 2: repeated write-ahead
+  v_new boolean[];
+  v_why smallint[];    -- 0: granted, 1: lease_lost, 2: account_unavailable, 3: daily_cap, 4: hourly_cap, 5: pacing
+  v_at bigint;
+  v_slot bigint;
+  v_next bigint;
   v_day_left bigint;
   v_hour_left bigint;
-  v_allowed bigint;
-  v_new integer;
-  v_end bigint;
+  v_taken integer := 0;
 BEGIN
   -- ---- outcomes ----
   IF v_no = 0 THEN
@@ -300,19 +314,21 @@ BEGIN
       v_moves := v_moves || v_step.moves;
     END LOOP;
   ELSE
-    IF to_regclass('pg_temp.disparo_out') IS NULL THEN
-      CREATE TEMPORARY TABLE disparo_out (i integer PRIMARY KEY, r bigint, c text, s text, k boolean, n integer, t bigint, a text,
-        p text, e text, he boolean, sr text, fx text, from_status text, batch integer, acc text, cf integer) ON COMMIT DELETE ROWS;
-    END IF;
-    INSERT INTO disparo_out (i, r, c, s, k, n, t, a, p, e, he, sr, fx)
-      SELECT x.i, x.r, x.c, x.s, x.k, x.n, x.t, x.a, x.p, x.e, x.he, x.sr, x.fx
-      FROM unnest(o_r, o_c, o_s, o_k, o_n, o_t, o_a, o_p, o_e, o_he, o_sr, o_fx) WITH ORDINALITY AS x(r, c, s, k, n, t, a, p, e, he, sr, fx, i);
-    -- The rows still leased by the owner and open, locked in id order.
-    UPDATE disparo_out d SET from_status = l.status, batch = l.batch
-      FROM (SELECT x.id, x.status, x.batch, x.campaign_id FROM :DISPARO_SCHEMA.recipients x
-            WHERE x.id = ANY (o_r) AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
-            ORDER BY x.id FOR UPDATE) l
-      WHERE l.id = d.r AND l.campaign_id = d.c;
+    -- The rows still leased by the owner and open: locked in id order first, then read by primary key
+    -- (joining the locking subquery directly gets a nested loop over all its rows: quadratic in the group).
+    PERFORM 1 FROM :DISPARO_SCHEMA.recipients x
+      WHERE x.id = ANY (o_r) AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
+      ORDER BY x.id FOR UPDATE;
+    -- (The join is on the key alone so that it is planned as key lookups; the rest is tested per row.)
+    SELECT array_agg(CASE WHEN l.mine THEN CASE l.status WHEN 'pending' THEN 1 ELSE 2 END ELSE 0 END::smallint ORDER BY o.i),
+        array_agg(CASE o.fx WHEN 'success' THEN 1 WHEN 'failure' THEN 2 ELSE 0 END::smallint ORDER BY o.i),
+        array_agg(CAST(ROW(o.c, l.batch, l.status, o.s) AS :DISPARO_SCHEMA.move)) FILTER (WHERE l.mine)
+      INTO v_from, v_fx, v_m
+      FROM unnest(o_r, o_c, o_s, o_fx) WITH ORDINALITY AS o(r, c, s, fx, i)
+      LEFT JOIN LATERAL (SELECT x.status, x.batch,
+                                coalesce(x.campaign_id = o.c AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending'), false) AS mine
+                           FROM :DISPARO_SCHEMA.recipients x WHERE x.id = o.r) l ON true;
+    v_moves := v_moves || coalesce(v_m, '{}');
     WITH u AS (
       UPDATE :DISPARO_SCHEMA.recipients rc SET
         attempts = o.n,
@@ -326,30 +342,39 @@ BEGIN
         skip_reason = CASE WHEN o.s = 'pending' THEN rc.skip_reason WHEN o.s = 'skipped' THEN o.sr ELSE NULL END,
         sent_at = CASE WHEN o.s = 'sent' THEN o.t ELSE rc.sent_at END,
         processed_at = CASE WHEN o.s = 'pending' THEN rc.processed_at ELSE o.t END
-      FROM disparo_out o
-      WHERE o.from_status IS NOT NULL AND rc.id = o.r
-      RETURNING o.i, rc.account_id
+      FROM unnest(o_r, o_s, o_k, o_n, o_t, o_a, o_p, o_e, o_he, o_sr, v_from) WITH ORDINALITY AS o(r, s, k, n, t, a, p, e, he, sr, f, i)
+      WHERE o.f > 0 AND rc.id = o.r
+      RETURNING o.i::integer AS i, rc.account_id AS acc
+    ), accs AS (
+      SELECT array_agg(DISTINCT u.acc ORDER BY u.acc) FILTER (WHERE u.acc IS NOT NULL) AS ids FROM u
     )
-    UPDATE disparo_out d SET acc = u.account_id FROM u WHERE d.i = u.i;
-    -- Runs of consecutive failures per account, in outcome order: failures since the account's last
-    -- success in this group, on top of its run before the group when there was no success yet.
-    PERFORM 1 FROM :DISPARO_SCHEMA.accounts x WHERE x.id IN (SELECT d.acc FROM disparo_out d WHERE d.acc IS NOT NULL) ORDER BY x.id FOR UPDATE;
-    UPDATE disparo_out d SET cf = x.cf
-      FROM (SELECT w.i, (CASE WHEN w.last_ok IS NULL THEN ac.consecutive_failures ELSE 0 END
-                + count(*) FILTER (WHERE w.fx = 'failure') OVER (PARTITION BY w.acc, w.last_ok ORDER BY w.i))::integer AS cf
-            FROM (SELECT o.i, o.acc, o.fx, max(CASE WHEN o.fx = 'success' THEN o.i END) OVER (PARTITION BY o.acc ORDER BY o.i) AS last_ok
-                  FROM disparo_out o WHERE o.acc IS NOT NULL) w
-            JOIN :DISPARO_SCHEMA.accounts ac ON ac.id = w.acc) x
-      WHERE d.i = x.i;
-    UPDATE :DISPARO_SCHEMA.accounts ac SET consecutive_failures = f.cf, updated_at = p_now
-      FROM (SELECT DISTINCT ON (o.acc) o.acc, o.cf FROM disparo_out o WHERE o.cf IS NOT NULL ORDER BY o.acc, o.i DESC) f
-      WHERE ac.id = f.acc AND ac.consecutive_failures <> f.cf;
-    SELECT array_agg(o.from_status IS NOT NULL ORDER BY o.i), array_agg(o.cf ORDER BY o.i),
-        array_agg(CAST(ROW(o.c, o.batch, o.from_status, o.s) AS :DISPARO_SCHEMA.move)) FILTER (WHERE o.from_status IS NOT NULL)
-      INTO ok, cf, v_m
-      FROM disparo_out o;
-    v_moves := v_moves || coalesce(v_m, '{}');
-    DELETE FROM disparo_out;
+    SELECT array_agg(u.i ORDER BY u.i), array_agg(coalesce(array_position(accs.ids, u.acc), 0) ORDER BY u.i), min(accs.ids)
+      INTO v_ui, v_uacc, v_accs
+      FROM u, accs;
+    ok := array_fill(false, ARRAY[v_no]);
+    v_cf := array_fill(NULL::integer, ARRAY[v_no]);
+    IF v_ui IS NOT NULL THEN
+      -- Runs of consecutive failures per account, in outcome order (accounts locked in id order).
+      SELECT coalesce(array_agg(x.consecutive_failures ORDER BY k.k), '{}') INTO v_cfs
+        FROM unnest(v_accs) WITH ORDINALITY AS k(id, k)
+        LEFT JOIN (SELECT ac.id, ac.consecutive_failures FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = ANY (v_accs)
+                   ORDER BY ac.id FOR UPDATE) x ON x.id = k.id;
+      FOR j IN 1..cardinality(v_ui) LOOP
+        i := v_ui[j];
+        ok[i] := true;
+        CONTINUE WHEN v_uacc[j] = 0 OR v_cfs[v_uacc[j]] IS NULL;
+        IF v_fx[i] = 2 THEN
+          v_cfs[v_uacc[j]] := v_cfs[v_uacc[j]] + 1;
+        ELSIF v_fx[i] = 1 THEN
+          v_cfs[v_uacc[j]] := 0;
+        END IF;
+        v_cf[i] := v_cfs[v_uacc[j]];
+      END LOOP;
+      UPDATE :DISPARO_SCHEMA.accounts ac SET consecutive_failures = x.cf, updated_at = p_now
+        FROM unnest(v_accs, v_cfs) AS x(id, cf)
+        WHERE ac.id = x.id AND ac.consecutive_failures <> x.cf;
+    END IF;
+    cf := v_cf;
   END IF;
 
   -- ---- write-aheads ----
@@ -358,81 +383,86 @@ BEGIN
     slot_at := '{}';
     why := '{}';
   ELSE
+    -- Each item against its row (locked in id order, then read by key): new (pending), a repeat of its
+    -- write-ahead, or not ours.
+    PERFORM 1 FROM :DISPARO_SCHEMA.recipients x
+      WHERE x.id = ANY (b_r) AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
+      ORDER BY x.id FOR UPDATE;
+    SELECT array_agg(CASE WHEN l.id IS NULL OR l.campaign_id <> b.c OR l.lease_owner IS DISTINCT FROM p_owner THEN 0
+                          WHEN l.status = 'pending' THEN 1
+                          WHEN l.status = 'sending' AND l.attempts = b.n AND l.lease_expires_at IS NOT NULL
+                               AND l.lease_expires_at > p_now THEN 2
+                          ELSE 0 END::smallint ORDER BY b.i)
+      INTO v_kind
+      FROM unnest(b_r, b_c, b_n) WITH ORDINALITY AS b(r, c, n, i)
+      LEFT JOIN LATERAL (SELECT x.id, x.campaign_id, x.lease_owner, x.status, x.attempts, x.lease_expires_at
+                           FROM :DISPARO_SCHEMA.recipients x WHERE x.id = b.r) l ON true;
     SELECT * INTO a FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = p_account FOR UPDATE;
     v_usable := FOUND AND a.state <> 'stopped' AND NOT (a.state = 'disabled' AND a.disabled_until IS NOT NULL AND a.disabled_until > p_now)
       AND a.connection <> 'close';
     v_day_left := CASE WHEN p_dk IS NULL THEN NULL WHEN a.day_key = p_dk THEN p_dl - a.sent_today ELSE p_dl END;
     v_hour_left := CASE WHEN p_hk IS NULL THEN NULL WHEN a.hour_key = p_hk THEN p_hl - a.sent_this_hour ELSE p_hl END;
-    v_allowed := greatest(0, least(coalesce(v_day_left, 2147483647), coalesce(v_hour_left, 2147483647)));
-    IF to_regclass('pg_temp.disparo_group') IS NULL THEN
-      CREATE TEMPORARY TABLE disparo_group (i integer PRIMARY KEY, r bigint, c text, tx text, n integer, p text,
-        gap bigint, lead bigint, kind text, batch integer, k integer, slot bigint, why text) ON COMMIT DELETE ROWS;
-    END IF;
-    -- Classify each item against its row (locked in id order): a new write-ahead, a repeat, or not ours.
-    INSERT INTO disparo_group (i, r, c, tx, n, p, gap, lead, kind, batch)
-      SELECT b.i, b.r, b.c, b.tx, b.n, b.p, b.gap, b.lead,
-        CASE WHEN l.id IS NULL OR l.campaign_id <> b.c THEN 'lost'
-             WHEN l.status = 'pending' THEN 'new'
-             WHEN l.attempts = b.n AND l.lease_expires_at IS NOT NULL AND l.lease_expires_at > p_now THEN 'repeat'
-             ELSE 'lost' END,
-        l.batch
-      FROM unnest(b_r, b_c, b_tx, b_n, b_p, b_gap, b_lead) WITH ORDINALITY AS b(r, c, tx, n, p, gap, lead, i)
-      LEFT JOIN (SELECT x.id, x.campaign_id, x.status, x.attempts, x.lease_expires_at, x.batch FROM :DISPARO_SCHEMA.recipients x
-                 WHERE x.id = ANY (b_r) AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
-                 ORDER BY x.id FOR UPDATE) l ON l.id = b.r;
+    v_next := a.next_send_at;
     -- A repeated group continues after its reservation; otherwise the first new item needs the slot free now.
-    v_start := CASE WHEN EXISTS (SELECT 1 FROM disparo_group WHERE kind = 'repeat') THEN greatest(p_now, a.next_send_at) ELSE p_now END;
-    UPDATE disparo_group d SET k = x.k FROM (SELECT g.i, row_number() OVER (ORDER BY g.i)::integer AS k FROM disparo_group g WHERE g.kind = 'new') x
-      WHERE d.i = x.i;
-    SELECT count(*) INTO v_new FROM disparo_group WHERE kind = 'new';
-    IF v_new > 0 THEN
-      IF NOT coalesce(v_usable, false) THEN
-        UPDATE disparo_group SET why = 'account_unavailable' WHERE kind = 'new';
-      ELSIF a.next_send_at > v_start THEN
-        UPDATE disparo_group SET why = 'pacing', slot = a.next_send_at WHERE kind = 'new';
+    v_at := CASE WHEN 2 = ANY (v_kind) THEN greatest(p_now, coalesce(v_next, p_now)) ELSE p_now END;
+    granted := array_fill(false, ARRAY[v_nb]);
+    slot_at := array_fill(p_now, ARRAY[v_nb]);
+    v_new := array_fill(false, ARRAY[v_nb]);
+    v_why := array_fill(0::smallint, ARRAY[v_nb]);
+    FOR i IN 1..v_nb LOOP
+      IF v_kind[i] = 0 THEN
+        v_why[i] := 1;
+      ELSIF v_kind[i] = 2 THEN
+        granted[i] := true;
+      ELSIF NOT coalesce(v_usable, false) THEN
+        v_why[i] := 2;
+      ELSIF v_day_left IS NOT NULL AND v_taken >= v_day_left THEN
+        v_why[i] := 3;
+        slot_at[i] := p_dx;
+      ELSIF v_hour_left IS NOT NULL AND v_taken >= v_hour_left THEN
+        v_why[i] := 4;
+        slot_at[i] := p_hx;
+      ELSIF v_next > v_at THEN
+        v_why[i] := 5;
+        slot_at[i] := v_next;
       ELSE
-        -- Items past a full cap are refused (the daily cap first, as one by one); the rest get consecutive slots.
-        UPDATE disparo_group SET why = CASE WHEN v_day_left IS NOT NULL AND k > v_day_left THEN 'daily_cap' ELSE 'hourly_cap' END,
-            slot = CASE WHEN v_day_left IS NOT NULL AND k > v_day_left THEN p_dx ELSE p_hx END
-          WHERE kind = 'new' AND k > v_allowed;
-        UPDATE disparo_group d SET slot = v_start + x.before + d.lead
-          FROM (SELECT g.i, coalesce(sum(g.lead + g.gap) OVER (ORDER BY g.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-                FROM disparo_group g WHERE g.kind = 'new' AND g.why IS NULL) x
-          WHERE d.i = x.i;
-        SELECT max(slot + gap) INTO v_end FROM disparo_group WHERE kind = 'new' AND why IS NULL;
-        IF v_end IS NOT NULL THEN
-          UPDATE :DISPARO_SCHEMA.accounts SET next_send_at = v_end,
-            sent_this_hour = CASE WHEN p_hk IS NULL THEN sent_this_hour WHEN hour_key = p_hk THEN sent_this_hour + least(v_new, v_allowed) ELSE least(v_new, v_allowed) END,
-            hour_key = coalesce(p_hk, hour_key),
-            sent_today = CASE WHEN p_dk IS NULL THEN sent_today WHEN day_key = p_dk THEN sent_today + least(v_new, v_allowed) ELSE least(v_new, v_allowed) END,
-            day_key = coalesce(p_dk, day_key),
-            updated_at = p_now
-          WHERE id = p_account;
-          WITH u AS (
-            UPDATE :DISPARO_SCHEMA.recipients rc SET
-              status = 'sending',
-              text = d.tx,
-              account_id = p_account,
-              attempts = d.n,
-              provider_message_id = CASE WHEN d.p IS NOT NULL AND d.p <> '' THEN d.p ELSE rc.provider_message_id END,
-              lease_owner = p_owner,
-              lease_expires_at = p_now + p_lease_ms,
-              updated_at = p_now
-            FROM disparo_group d
-            WHERE d.kind = 'new' AND d.why IS NULL AND rc.id = d.r
-            RETURNING CAST(ROW(rc.campaign_id, d.batch, 'pending', 'sending') AS :DISPARO_SCHEMA.move) AS m
-          )
-          SELECT array_agg(u.m) INTO v_m FROM u;
-          v_moves := v_moves || coalesce(v_m, '{}');
-        END IF;
+        v_slot := v_at + b_lead[i];
+        v_next := v_slot + b_gap[i];
+        v_at := v_next;
+        v_taken := v_taken + 1;
+        granted[i] := true;
+        v_new[i] := true;
+        slot_at[i] := v_slot;
       END IF;
+    END LOOP;
+    SELECT array_agg(CASE w WHEN 1 THEN 'lease_lost' WHEN 2 THEN 'account_unavailable' WHEN 3 THEN 'daily_cap'
+                            WHEN 4 THEN 'hourly_cap' WHEN 5 THEN 'pacing' END ORDER BY k)
+      INTO why FROM unnest(v_why) WITH ORDINALITY AS x(w, k);
+    IF v_taken > 0 THEN
+      UPDATE :DISPARO_SCHEMA.accounts SET next_send_at = v_next,
+        sent_this_hour = CASE WHEN p_hk IS NULL THEN sent_this_hour WHEN hour_key = p_hk THEN sent_this_hour + v_taken ELSE v_taken END,
+        hour_key = coalesce(p_hk, hour_key),
+        sent_today = CASE WHEN p_dk IS NULL THEN sent_today WHEN day_key = p_dk THEN sent_today + v_taken ELSE v_taken END,
+        day_key = coalesce(p_dk, day_key),
+        updated_at = p_now
+      WHERE id = p_account;
+      WITH u AS (
+        UPDATE :DISPARO_SCHEMA.recipients rc SET
+          status = 'sending',
+          text = g.tx,
+          account_id = p_account,
+          attempts = g.n,
+          provider_message_id = CASE WHEN g.p IS NOT NULL AND g.p <> '' THEN g.p ELSE rc.provider_message_id END,
+          lease_owner = p_owner,
+          lease_expires_at = p_now + p_lease_ms,
+          updated_at = p_now
+        FROM unnest(b_r, b_tx, b_n, b_p, v_new) AS g(r, tx, n, p, fresh)
+        WHERE g.fresh AND rc.id = g.r
+        RETURNING CAST(ROW(rc.campaign_id, rc.batch, 'pending', 'sending') AS :DISPARO_SCHEMA.move) AS m
+      )
+      SELECT array_agg(u.m) INTO v_m FROM u;
+      v_moves := v_moves || coalesce(v_m, '{}');
     END IF;
-    SELECT array_agg(g.kind = 'repeat' OR (g.kind = 'new' AND g.why IS NULL) ORDER BY g.i),
-        array_agg(CASE WHEN g.kind = 'repeat' THEN v_start ELSE coalesce(g.slot, p_now) END ORDER BY g.i),
-        array_agg(CASE WHEN g.kind = 'lost' THEN 'lease_lost' ELSE g.why END ORDER BY g.i)
-      INTO granted, slot_at, why
-      FROM disparo_group g;
-    DELETE FROM disparo_group;
   END IF;
 
   PERFORM :DISPARO_SCHEMA._count_moves(v_moves);
