@@ -221,10 +221,14 @@ BEGIN
   WITH firsts AS (
     SELECT DISTINCT ON (s.phone) s.ord, s.phone, s.vars FROM pg_temp.disparo_import s ORDER BY s.phone, s.ord
   ), fresh AS (
+    -- Each phone is looked up in the unique index (the LIMIT keeps it a per-row probe): planned as an
+    -- anti-join, it hashed every row the campaign already had, so each chunk of a long import read all
+    -- the chunks before it.
     SELECT f.ord, f.phone, f.vars,
       EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.opt_outs o WHERE o.phone = f.phone) AS opted
     FROM firsts f
-    WHERE NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.recipients r WHERE r.phone = f.phone AND r.campaign_id = p_campaign)
+    LEFT JOIN LATERAL (SELECT 1 AS hit FROM :DISPARO_SCHEMA.recipients r WHERE r.phone = f.phone AND r.campaign_id = p_campaign LIMIT 1) d ON true
+    WHERE d.hit IS NULL
   ), numbered AS (
     SELECT f.phone, f.vars, (v_last + row_number() OVER (ORDER BY f.ord))::integer AS seq
     FROM fresh f WHERE NOT f.opted
