@@ -123,14 +123,20 @@ async function engineRun(url: string, schema: string, n: number, accounts: numbe
   return { rate, peakRss };
 }
 
-/** Import through the engine (normalisation, dedup, opt-outs) into PostgreSQL with COPY. */
+/**
+ * Import through the engine (normalisation, dedup, opt-outs) into PostgreSQL with COPY. Runs in a
+ * fresh child process (`--child import`), so its peak RSS is the import's own, not the benches' before.
+ */
 async function importMillion(url: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
+  return runChild(['import', url, String(n)]);
+}
+
+async function importChild(url: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   const store = createPostgresStore(pool, { schema: 'bench_import' });
   await store.migrate();
   const engine = createEngine({ store, logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: { intervalMs: { min: 0, max: 0 } } }] });
   const c = await engine.createCampaign({ name: 'import', templates: ['Oi'], accountIds: ['a1'], batchSize: 10_000 });
-  global.gc?.();
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
   const t0 = performance.now();
@@ -141,25 +147,58 @@ async function importMillion(url: string, n: number): Promise<{ seconds: number;
   return { seconds, peakRss, inserted: r.inserted };
 }
 
-/** RSS while a 1M-recipient campaign runs (sampled for `seconds`), against the same for 100k: flat in N. */
+/** Run this file as `--child <kind> ...args` in a fresh Node process and read the JSON it prints last. */
+async function runChild<T>(args: string[]): Promise<T> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', ...args], {
+    env: { ...process.env, TSX_TSCONFIG_PATH: fileURLToPath(new URL('../../../tsconfig.json', import.meta.url)) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += String(d)));
+  child.stderr.on('data', (d) => (err += String(d)));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const last = out.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !last.startsWith('{')) throw new Error(`bench child ${args[0]} exited with ${code}:\n${err.slice(-2_000)}`);
+  return JSON.parse(last) as T;
+}
+
+/**
+ * RSS while a campaign of `n` recipients runs (sampled for `seconds`): imported here, sent by a fresh
+ * child process (`--child rss`) whose RSS is the sending's alone. Compared for 100k and 1M: flat in N.
+ */
 async function campaignRss(url: string, n: number, seconds: number): Promise<number> {
-  const pool = new pg.Pool({ connectionString: url, max: 6 });
-  const store = createPostgresStore(pool, { schema: `bench_rss_${n}` });
+  const schema = `bench_rss_${n}`;
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const store = createPostgresStore(pool, { schema });
   await store.migrate();
-  const engine = createEngine({ store, logger: silentLogger, claimSize: 500, accounts: [{ id: 'a1', transport: createSimulatorTransport({ messageIdPrefix: `rss${n}-` }), pacing: { intervalMs: { min: 0, max: 0 } } }] });
+  const engine = createEngine({ store, logger: silentLogger, accounts: rssAccounts(n) });
   const c = await engine.createCampaign({ name: 'rss', templates: ['Oi {{name}}'], accountIds: ['a1'], batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
   await engine.addRecipients(c.id, audience(n), { chunkSize: 20_000 });
-  global.gc?.();
-  let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
-  await engine.start(c.id);
+  await pool.end();
+  const r = await runChild<{ peakRss: number; sent: number }>(['rss', url, schema, c.id, String(n), String(seconds)]);
+  if (r.sent === 0) throw new Error(`the rss child sent nothing in ${seconds} s`);
+  return r.peakRss;
+}
+
+const rssAccounts = (n: number) => [{ id: 'a1', transport: createSimulatorTransport({ messageIdPrefix: `rss${n}-` }), pacing: { intervalMs: { min: 0, max: 0 } } }];
+
+async function rssChild(url: string, schema: string, campaignId: string, n: number, seconds: number): Promise<{ peakRss: number; sent: number }> {
+  const pool = new pg.Pool({ connectionString: url, max: 6 });
+  const store = createPostgresStore(pool, { schema });
+  const engine = createEngine({ store, logger: silentLogger, claimSize: 500, accounts: rssAccounts(n) });
+  let sent = 0;
+  engine.on('message:sent', () => sent++);
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+  await engine.start(campaignId);
   const running = engine.run();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   clearInterval(sampler);
   await engine.stop();
   await running;
   await pool.end();
-  return peak;
+  return { peakRss, sent };
 }
 
 /** SIGKILL a worker mid-campaign, start a new one at once: seconds until the new one sends. */
@@ -270,7 +309,20 @@ async function main() {
   }
 }
 
-main().catch((error) => {
+const childAt = process.argv.indexOf('--child');
+const entry =
+  childAt < 0
+    ? main()
+    : (async () => {
+        const [kind, url, ...rest] = process.argv.slice(childAt + 1);
+        const out =
+          kind === 'import'
+            ? await importChild(url!, Number(rest[0]))
+            : await rssChild(url!, rest[0]!, rest[1]!, Number(rest[2]), Number(rest[3]));
+        console.log(JSON.stringify(out));
+      })();
+
+entry.catch((error) => {
   console.error(error);
   process.exit(1);
 });
