@@ -729,6 +729,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       await this.idle(this.opts.pollIntervalMs);
     }
     await Promise.all([...this.runners.values()].map((r) => r.done));
+    await this.recordKept(this.worker);
     await heartbeat;
     await this.safely('releasing leases', () => this.store.release(this.opts.workerId));
   }
@@ -781,6 +782,19 @@ export class Engine extends EventEmitter<EngineEventArgs> {
       const resumed = await this.store.transitionCampaign(c.id, { from: ['paused'], to: 'running', now });
       if (resumed) this.safeEmit('campaign:resumed', { campaign: resumed });
     }
+  }
+
+  /**
+   * Before leases are given up: a last try at recording outcomes kept while the store was down. If it
+   * still fails, their rows become in-doubt sends once released, settled by lookup or the campaign's
+   * `inDoubt` policy.
+   */
+  private async recordKept(worker: CampaignWorker): Promise<void> {
+    const n = worker.unrecordedCount;
+    if (n === 0) return;
+    await worker.flushUnrecorded().catch((error) =>
+      this.fail(`recording ${n} outcome(s) kept while the store was down (their sends will be settled as in doubt)`, error),
+    );
   }
 
   private spawn(campaignId: string): void {
@@ -844,6 +858,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
         }
       }
     } finally {
+      await this.recordKept(worker);
       controller.abort();
       await heartbeat;
       await this.store.release(owner).catch((error) => this.fail('releasing step leases', error));

@@ -51,6 +51,12 @@ const idempotencyKey = (campaignId: string, phone: string) => `${campaignId}:${p
  */
 export class CampaignWorker {
   private templates = new Map<string, CompiledTemplate>();
+  /**
+   * Outcomes of sends already made that the store would not take even after `durably`'s retries (it
+   * stayed down): kept here and recorded first thing at the next tick. Their rows stay `sending`
+   * under this owner's lease (the heartbeat renews it) until then, so nobody settles them as in doubt.
+   */
+  private readonly unrecorded: Carry = { outcomes: [], events: [] };
 
   constructor(
     private readonly ctx: EngineContext,
@@ -60,6 +66,7 @@ export class CampaignWorker {
   /** One cycle of work on the campaign. */
   async tick(campaignId: string, limits: TickLimits): Promise<TickResult> {
     const { store, clock } = this.ctx;
+    await this.flushUnrecorded();
     const campaign = await store.getCampaign(campaignId);
     if (!campaign || campaign.status !== 'running') return { kind: 'finished' };
     const now = clock.now();
@@ -278,16 +285,24 @@ export class CampaignWorker {
           processed++;
         }
       } finally {
-        await this.flush(carry).catch((error) => this.ctx.fail('recording outcomes', error));
+        await this.flush(carry).catch((error) => this.keepUnrecorded(carry, error));
       }
       if (exit?.kind === 'deferred') retryAt = retryAt === null ? exit.retryAt : Math.min(retryAt, exit.retryAt);
     };
     await Promise.all(accounts.map(runLane));
     if (queue.length > 0) {
-      await this.ctx.store.release(
-        this.owner,
-        queue.map((r) => r.id),
-      );
+      const left = queue.splice(0);
+      try {
+        await this.ctx.store.release(
+          this.owner,
+          left.map((r) => r.id),
+        );
+      } catch (error) {
+        // Left leased, the heartbeat would keep them from everyone: hand them back at the next tick.
+        const now = this.ctx.clock.now();
+        const carry: Carry = { outcomes: left.map((r) => ({ recipientId: r.id, campaignId: campaign.id, status: 'pending', attempts: r.attempts, at: now, accountEffect: 'none' })), events: [] };
+        this.keepUnrecorded(carry, error);
+      }
     }
     if (processed === 0 && retryAt !== null) {
       if (await this.allDailyCapped(campaign)) {
@@ -598,6 +613,8 @@ export class CampaignWorker {
       } catch (error) {
         carry.outcomes.unshift(...outcomes);
         carry.events.unshift(...events);
+        // None of the group was sent (sends wait for the grant): hand them all back when the store is back.
+        for (const it of items) carry.outcomes.push(handBack(it.recipient, false));
         this.ctx.fail(`campaign ${campaign.id}, a group of ${items.length} sends`, new StoreDown(error));
         return { exit: { kind: 'halted' }, processed, back: [] };
       }
@@ -718,8 +735,10 @@ export class CampaignWorker {
       return null;
     }
     if (raw instanceof StoreDown) {
-      // Nothing more can be recorded now; the lane's last flush tries once more. Rows left `sending`
-      // are settled by in-doubt recovery once their lease runs out.
+      // Nothing more can be recorded now. This recipient was not sent (a send waits for its write-ahead
+      // to be granted): it is handed back, with what is carried, by the lane's last flush or, if the
+      // store is still down then, at the next tick (see `unrecorded`).
+      carry.outcomes.push({ recipientId: recipient.id, campaignId: campaign.id, status: 'pending', attempts: s.attempts, at: now, accountEffect: 'none' });
       this.ctx.fail(`campaign ${campaign.id}, recipient ${recipient.id}`, raw);
       return { kind: 'halted' };
     }
@@ -817,6 +836,24 @@ export class CampaignWorker {
       accountEffect: o.accountEffect ?? 'none',
     });
     carry.events.push(event);
+  }
+
+  /** Record the outcomes kept while the store was down (see `unrecorded`); throws if it still fails. */
+  async flushUnrecorded(): Promise<void> {
+    if (this.unrecorded.outcomes.length > 0) await this.flush(this.unrecorded);
+  }
+
+  /** How many outcomes are waiting for the store (see `unrecorded`). */
+  get unrecordedCount(): number {
+    return this.unrecorded.outcomes.length;
+  }
+
+  private keepUnrecorded(carry: Carry, error: unknown): void {
+    const n = carry.outcomes.length;
+    this.unrecorded.outcomes.push(...carry.outcomes.splice(0));
+    this.unrecorded.events.push(...carry.events.splice(0));
+    if (carry.reEnable) this.unrecorded.reEnable = carry.reEnable;
+    this.ctx.fail(`recording ${n} outcome(s) or hand-back(s): kept in memory (their rows stay leased) and recorded at the next tick`, error);
   }
 
   /** Record carried outcomes now (one store step), then emit their events. */

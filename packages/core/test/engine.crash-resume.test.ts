@@ -177,4 +177,42 @@ describe('store failures while sending', () => {
     expect(counters).toMatchObject({ total: 120, sent: 120, sending: 0, pending: 0, unknown: 0 });
     expect(sims.reduce((n, s) => n + s.sends.length, 0)).toBe(120);
   });
+  for (const groupSize of [1, 5]) {
+    it(`outcomes the store could not take for longer than the write retries are kept and recorded when it is back, without a restart (group ${groupSize})`, async () => {
+      const inner = createMemoryStore();
+      const clock = new VirtualClock();
+      let calls = 0;
+      let downUntil = 0;
+      let refused = 0;
+      // From the 12th step that records sends, the store refuses them for a virtual minute (the
+      // engine's own retries give up after about 11 s).
+      const store = new Proxy(inner, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (prop !== 'advance' && prop !== 'advanceGroup') return typeof value === 'function' ? value.bind(target) : value;
+          return async (input: never) => {
+            if (++calls === 12) downUntil = clock.now() + 60_000;
+            if (clock.now() < downUntil) {
+              refused++;
+              throw new Error('connection refused (simulated)');
+            }
+            return (value as (i: never) => Promise<unknown>).call(target, input);
+          };
+        },
+      });
+      const r = rig({ store, clock, accounts: ['a1'], pacing: { intervalMs: { min: 100, max: 300 } }, engine: { checkpoints: { groupSize } } });
+      const c = await campaignWith(r.engine, 40, {}, ['a1']);
+      await r.engine.start(c.id);
+      const startedAt = clock.now();
+      await runUntil(r, 'campaign:completed', () => true, 10 * 60_000);
+      expect(refused).toBeGreaterThan(7);
+      expect(clock.now() - startedAt).toBeGreaterThan(60_000);
+      const sims = Object.values(r.sims);
+      expect(duplicateSends(sims)).toEqual([]);
+      expect(sims.reduce((n, s) => n + s.sends.length, 0)).toBe(40);
+      const { counters, counted } = await expectCountersMatchRows(inner, c.id);
+      expect(counters).toEqual(counted);
+      expect(counters).toMatchObject({ total: 40, sent: 40, sending: 0, pending: 0, unknown: 0 });
+    });
+  }
 });
