@@ -3,6 +3,7 @@
  * through LISTEN/NOTIFY, and migrations run by many workers at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { createEngine, createSimulatorTransport, silentLogger, type Engine } from '@disparo/core';
 import { samplePhones } from '@disparo/core/testing';
@@ -117,6 +118,51 @@ describe('engine on PostgreSQL', () => {
     expect(outcome).toBe('completed');
     expect(sim.sends).toHaveLength(5);
   });
+
+  it('a database outage longer than the write retries: sending picks up when it is back, each recipient sent once, none left leased', async () => {
+    const schema = freshSchema('outage');
+    await createPostgresStore(open(2), { schema }).migrate();
+    const proxy = await cuttableProxy(url);
+    const p = pool(proxy.url, 4);
+    pools.push(p);
+    p.on('error', () => undefined); // idle connections dropped by the cut (a host logs these)
+    const sim = createSimulatorTransport({ seed: 6 });
+    const errors: string[] = [];
+    const engine = createEngine({
+      store: createPostgresStore(p, { schema }),
+      workerId: 'w-outage',
+      logger: silentLogger,
+      pollIntervalMs: 300,
+      accounts: [{ id: 'a1', transport: sim, pacing: { intervalMs: { min: 20, max: 40 } } }],
+    });
+    engine.on('error', (e) => errors.push(e.context));
+    const c = await engine.createCampaign({ name: 'outage', templates: ['Oi {{name}}'], accountIds: ['a1'], batchSize: 40, batchPauseMs: { min: 0, max: 0 } });
+    await engine.addRecipients(c.id, samplePhones(120, 13).map((phone, i) => ({ phone, vars: { name: `n${i}` } })));
+    await engine.start(c.id);
+    const completed = new Promise<void>((resolve) => engine.on('campaign:completed', () => resolve()));
+    const running = engine.run();
+    while (sim.sends.length < 15) await new Promise((r) => setTimeout(r, 5));
+    // Every connection dropped and new ones refused for 15 s: longer than the engine's retries of a
+    // write (~11 s), shorter than the lease (30 s).
+    proxy.cut();
+    const atCut = sim.sends.length;
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect(sim.sends.length - atCut).toBeLessThanOrEqual(1); // at most the send already on its way
+    proxy.restore();
+    const outcome = await Promise.race([completed.then(() => 'completed'), new Promise((r) => setTimeout(() => r('stalled'), 30_000))]);
+    await engine.stop();
+    await running;
+    expect(outcome).toBe('completed');
+    expect(errors.length).toBeGreaterThan(0); // the outage was seen (and reported), not slept through
+    const keys = sim.sends.map((s) => s.idempotencyKey);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys).toHaveLength(120);
+    const admin = open(1);
+    const { rows } = await admin.query(`SELECT status, count(*)::int AS n, count(lease_owner)::int AS leased FROM ${schema}.recipients GROUP BY status`);
+    expect(rows).toEqual([{ status: 'sent', n: 120, leased: 0 }]);
+    expect((await engine.progress(c.id)).counters).toMatchObject({ total: 120, sent: 120, sending: 0, pending: 0, unknown: 0 });
+    proxy.close();
+  }, 60_000);
 });
 
   it('LISTEN survives its connection being killed: no crash, it listens again and reports the gap as a wake-up', async () => {
@@ -186,3 +232,42 @@ describe('migrations', () => {
     expect(readFileSync(OUTPUT, 'utf8')).toBe(renderMigrationsModule());
   });
 });
+
+/** A TCP proxy in front of the test server whose `cut()` drops every connection and refuses new ones until `restore()`. */
+async function cuttableProxy(target: string): Promise<{ url: string; cut(): void; restore(): void; close(): void }> {
+  const t = new URL(target);
+  const sockets = new Set<Socket>();
+  let down = false;
+  const server = createServer((client) => {
+    if (down) return void client.destroy();
+    const upstream = connect(Number(t.port), t.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        sockets.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const u = new URL(target);
+  u.hostname = '127.0.0.1';
+  u.port = String((server.address() as { port: number }).port);
+  return {
+    url: u.toString(),
+    cut() {
+      down = true;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
