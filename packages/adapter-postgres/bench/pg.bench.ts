@@ -24,6 +24,12 @@ const only = (() => {
   return i >= 0 ? process.argv[i + 1]!.split(',') : null;
 })();
 const wanted = (name: string) => only === null || only.some((w) => name.includes(w));
+/** A pool whose idle-connection errors are reported, not thrown (node-postgres crashes the process otherwise). */
+const benchPool = (url: string, max: number) => {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', (error) => console.error(`bench: idle database connection failed: ${error.message}`));
+  return pool;
+};
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
@@ -92,7 +98,7 @@ async function rawBatch(url: string, rows: number): Promise<number> {
 
 /** The engine on the Postgres store, zero-latency simulator, no pacing: one durable checkpoint per message. */
 async function engineRun(url: string, schema: string, n: number, accounts: number, groupSize = 1): Promise<{ rate: number; peakRss: number }> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 + accounts });
+  const pool = benchPool(url, 4 + accounts);
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const ids = Array.from({ length: accounts }, (_, i) => `acct-${i}`);
@@ -132,7 +138,7 @@ async function importMillion(url: string, n: number): Promise<{ seconds: number;
 }
 
 async function importChild(url: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const pool = benchPool(url, 4);
   const store = createPostgresStore(pool, { schema: 'bench_import' });
   await store.migrate();
   const engine = createEngine({ store, logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: { intervalMs: { min: 0, max: 0 } } }] });
@@ -169,7 +175,7 @@ async function runChild<T>(args: string[]): Promise<T> {
  */
 async function campaignRss(url: string, n: number, seconds: number): Promise<number> {
   const schema = `bench_rss_${n}`;
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const pool = benchPool(url, 4);
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const engine = createEngine({ store, logger: silentLogger, accounts: rssAccounts(n) });
@@ -184,7 +190,7 @@ async function campaignRss(url: string, n: number, seconds: number): Promise<num
 const rssAccounts = (n: number) => [{ id: 'a1', transport: createSimulatorTransport({ messageIdPrefix: `rss${n}-` }), pacing: { intervalMs: { min: 0, max: 0 } } }];
 
 async function rssChild(url: string, schema: string, campaignId: string, n: number, seconds: number): Promise<{ peakRss: number; sent: number }> {
-  const pool = new pg.Pool({ connectionString: url, max: 6 });
+  const pool = benchPool(url, 6);
   const store = createPostgresStore(pool, { schema });
   const engine = createEngine({ store, logger: silentLogger, claimSize: 500, accounts: rssAccounts(n) });
   let sent = 0;
@@ -204,7 +210,7 @@ async function rssChild(url: string, schema: string, campaignId: string, n: numb
 /** SIGKILL a worker mid-campaign, start a new one at once: seconds until the new one sends. */
 async function resume(url: string, leaseMs: number, pollMs: number): Promise<{ seconds: number; inDoubt: number }> {
   const schema = 'bench_resume';
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const pool = benchPool(url, 2);
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const admin = createEngine({ store, logger: silentLogger, accounts: ['a1', 'a2', 'a3'].map((id) => ({ id, transport: createSimulatorTransport(), pacing: { intervalMs: { min: 20, max: 30 } } })) });
