@@ -44,6 +44,14 @@ export type TickResult =
 
 const idempotencyKey = (campaignId: string, phone: string) => `${campaignId}:${phone}`;
 
+/** The outcome that returns an unsent recipient to `pending` (keeping its lease, or giving it up). */
+const handBack = (
+  r: { id: string; attempts: number },
+  campaignId: string,
+  at: number,
+  o: { keepLease?: boolean; accountEffect?: Outcome['accountEffect'] } = {},
+): Outcome => ({ recipientId: r.id, campaignId, status: 'pending', keepLease: o.keepLease ?? false, attempts: r.attempts, at, accountEffect: o.accountEffect ?? 'none' });
+
 /**
  * Works one campaign for one owner: claims a slice of the current batch, spreads it over the
  * campaign's usable accounts (one lane each, pulling from a shared queue: round robin weighted by
@@ -300,8 +308,7 @@ export class CampaignWorker {
       } catch (error) {
         // Left leased, the heartbeat would keep them from everyone: hand them back at the next tick.
         const now = this.ctx.clock.now();
-        const carry: Carry = { outcomes: left.map((r) => ({ recipientId: r.id, campaignId: campaign.id, status: 'pending', attempts: r.attempts, at: now, accountEffect: 'none' })), events: [] };
-        this.keepUnrecorded(carry, error);
+        this.keepUnrecorded({ outcomes: left.map((r) => handBack(r, campaign.id, now)), events: [] }, error);
       }
     }
     if (processed === 0 && retryAt !== null) {
@@ -567,21 +574,13 @@ export class CampaignWorker {
       if (!more) await this.flush(carry);
       return { exit: null, processed, back: [] };
     }
-    const handBack = (r: Recipient, keepLease: boolean): Outcome => ({
-      recipientId: r.id,
-      campaignId: campaign.id,
-      status: 'pending',
-      keepLease,
-      attempts: r.attempts,
-      at: clock.now(),
-      accountEffect: 'none',
-    });
+    const giveBack = (r: Recipient, keepLease: boolean): Outcome => handBack(r, campaign.id, clock.now(), { keepLease });
 
     // Write the group ahead (and record what is carried) in one step; wait out pacing if refused for it.
     let begins: BeginResult[];
     for (;;) {
       if (limits.signal.aborted) {
-        for (const it of items) carry.outcomes.push(handBack(it.recipient, false));
+        for (const it of items) carry.outcomes.push(giveBack(it.recipient, false));
         await this.flush(carry);
         return { exit: { kind: 'halted' }, processed, back: [] };
       }
@@ -614,7 +613,7 @@ export class CampaignWorker {
         carry.outcomes.unshift(...outcomes);
         carry.events.unshift(...events);
         // None of the group was sent (sends wait for the grant): hand them all back when the store is back.
-        for (const it of items) carry.outcomes.push(handBack(it.recipient, false));
+        for (const it of items) carry.outcomes.push(giveBack(it.recipient, false));
         this.ctx.fail(`campaign ${campaign.id}, a group of ${items.length} sends`, new StoreDown(error));
         return { exit: { kind: 'halted' }, processed, back: [] };
       }
@@ -626,7 +625,7 @@ export class CampaignWorker {
         await this.sleepUntil((begins[0] as { retryAt: number }).retryAt, limits, false);
       } catch (error) {
         // Stopped, or the slot lies past the step's budget: hand the group back for later.
-        for (const it of items) carry.outcomes.push(handBack(it.recipient, false));
+        for (const it of items) carry.outcomes.push(giveBack(it.recipient, false));
         await this.flush(carry);
         const reason = error instanceof AbortError ? error.originalError : error;
         return { exit: reason instanceof Deferred ? { kind: 'deferred', retryAt: reason.retryAt } : { kind: 'halted' }, processed, back: [] };
@@ -646,13 +645,13 @@ export class CampaignWorker {
           continue;
         }
         // Refused without a slot (account gone, cap reached): hand it back for later or for another account.
-        carry.outcomes.push(handBack(r, false));
+        carry.outcomes.push(giveBack(r, false));
         if (b.reason === 'account_unavailable') exit ??= { kind: 'account_gone' };
         else exit ??= { kind: 'deferred', retryAt: b.retryAt };
         continue;
       }
       if (exit) {
-        carry.outcomes.push(handBack(r, false));
+        carry.outcomes.push(giveBack(r, false));
         continue;
       }
       const ref = { campaignId: campaign.id, recipientId: r.id, phone: r.phone };
@@ -665,7 +664,7 @@ export class CampaignWorker {
         if (limits.signal.aborted) throw new AbortError(new Halted());
       } catch {
         // Stopped before this send: it and the rest go back unsent, attempts untouched.
-        for (const rest of items.slice(i)) if (begins[items.indexOf(rest)]!.granted) carry.outcomes.push(handBack(rest.recipient, false));
+        for (const rest of items.slice(i)) if (begins[items.indexOf(rest)]!.granted) carry.outcomes.push(giveBack(rest.recipient, false));
         exit = { kind: 'halted' };
         break;
       }
@@ -678,7 +677,7 @@ export class CampaignWorker {
         // This one leaves the group; the unsent rest goes back to the queue, still leased to us.
         for (let j = i + 1; j < items.length; j++) {
           if (!begins[j]!.granted) continue;
-          carry.outcomes.push(handBack(items[j]!.recipient, true));
+          carry.outcomes.push(giveBack(items[j]!.recipient, true));
           back.push(items[j]!.recipient);
         }
         const wrapped = TransportError.isInstance(error) && error.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-most-once' ? new AbortError(error) : error;
@@ -726,7 +725,7 @@ export class CampaignWorker {
     if (raw instanceof AbortError) raw = raw.originalError;
     const now = this.ctx.clock.now();
     const handBackNow = async (accountEffect: Outcome['accountEffect'] = 'none') => {
-      carry.outcomes.push({ recipientId: recipient.id, campaignId: campaign.id, status: 'pending', attempts: s.attempts, at: now, accountEffect });
+      carry.outcomes.push(handBack({ id: recipient.id, attempts: s.attempts }, campaign.id, now, { accountEffect }));
       await this.flush(carry);
     };
     if (raw instanceof LeaseLost) {
@@ -738,7 +737,7 @@ export class CampaignWorker {
       // Nothing more can be recorded now. This recipient was not sent (a send waits for its write-ahead
       // to be granted): it is handed back, with what is carried, by the lane's last flush or, if the
       // store is still down then, at the next tick (see `unrecorded`).
-      carry.outcomes.push({ recipientId: recipient.id, campaignId: campaign.id, status: 'pending', attempts: s.attempts, at: now, accountEffect: 'none' });
+      carry.outcomes.push(handBack({ id: recipient.id, attempts: s.attempts }, campaign.id, now));
       this.ctx.fail(`campaign ${campaign.id}, recipient ${recipient.id}`, raw);
       return { kind: 'halted' };
     }

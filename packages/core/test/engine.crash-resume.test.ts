@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, createMemoryStore, createSimulatorTransport, seededRandom, silentLogger, type SimulatorTransport } from '@disparo/core';
+import { createEngine, createMemoryStore, createSimulatorTransport, seededRandom, silentLogger, type MemoryStore, type SimulatorTransport } from '@disparo/core';
 import { VirtualClock } from '@disparo/core/testing';
 import { campaignWith, duplicateSends, expectCountersMatchRows, phones, rig, runUntil } from './helpers.js';
 
@@ -136,33 +136,37 @@ describe('crash and resume', () => {
   });
 });
 
+/** `inner` with its send-recording steps (`advance`, `advanceGroup`) routed through `write`. */
+function interceptSteps(inner: MemoryStore, write: (step: () => Promise<unknown>) => Promise<unknown>): MemoryStore {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      if (prop !== 'advance' && prop !== 'advanceGroup') return value.bind(target);
+      return (input: unknown) => write(() => value.call(target, input));
+    },
+  });
+}
+
 describe('store failures while sending', () => {
   it('a failed store write (deadlock victim, or a commit whose answer was lost) is retried: nothing is lost or sent twice', async () => {
     const inner = createMemoryStore();
     let calls = 0;
     let failedBefore = 0;
     let failedAfter = 0;
-    // Every 7th advance fails without writing; every 11th writes, then fails (the answer is lost).
-    const store = new Proxy(inner, {
-      get(target, prop, receiver) {
-        if (prop !== 'advance') {
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === 'function' ? value.bind(target) : value;
-        }
-        return async (input: Parameters<typeof inner.advance>[0]) => {
-          calls++;
-          if (calls % 7 === 0) {
-            failedBefore++;
-            throw new Error('deadlock detected (simulated)');
-          }
-          const result = await target.advance(input);
-          if (calls % 11 === 0) {
-            failedAfter++;
-            throw new Error('connection terminated after commit (simulated)');
-          }
-          return result;
-        };
-      },
+    // Every 7th step fails without writing; every 11th writes, then fails (the answer is lost).
+    const store = interceptSteps(inner, async (step) => {
+      calls++;
+      if (calls % 7 === 0) {
+        failedBefore++;
+        throw new Error('deadlock detected (simulated)');
+      }
+      const result = await step();
+      if (calls % 11 === 0) {
+        failedAfter++;
+        throw new Error('connection terminated after commit (simulated)');
+      }
+      return result;
     });
     const r = rig({ store, accounts: ['a1', 'a2'], pacing: { intervalMs: { min: 100, max: 300 } } });
     const c = await campaignWith(r.engine, 120, {}, ['a1', 'a2']);
@@ -186,19 +190,13 @@ describe('store failures while sending', () => {
       let refused = 0;
       // From the 12th step that records sends, the store refuses them for a virtual minute (the
       // engine's own retries give up after about 11 s).
-      const store = new Proxy(inner, {
-        get(target, prop, receiver) {
-          const value = Reflect.get(target, prop, receiver);
-          if (prop !== 'advance' && prop !== 'advanceGroup') return typeof value === 'function' ? value.bind(target) : value;
-          return async (input: never) => {
-            if (++calls === 12) downUntil = clock.now() + 60_000;
-            if (clock.now() < downUntil) {
-              refused++;
-              throw new Error('connection refused (simulated)');
-            }
-            return (value as (i: never) => Promise<unknown>).call(target, input);
-          };
-        },
+      const store = interceptSteps(inner, async (step) => {
+        if (++calls === 12) downUntil = clock.now() + 60_000;
+        if (clock.now() < downUntil) {
+          refused++;
+          throw new Error('connection refused (simulated)');
+        }
+        return step();
       });
       const r = rig({ store, clock, accounts: ['a1'], pacing: { intervalMs: { min: 100, max: 300 } }, engine: { checkpoints: { groupSize } } });
       const c = await campaignWith(r.engine, 40, {}, ['a1']);
