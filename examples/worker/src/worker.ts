@@ -90,14 +90,10 @@ export async function startWorker(config: WorkerConfig, log: Pino): Promise<Work
   engine.on('account:stopped', (e) => log.error(e, 'account stopped: needs a human'));
   engine.on('account:connection', (e) => log.info(e, 'account connection'));
 
-  // The store keeps each account's last known connection; a worker that starts after a disconnect must
-  // tell it the account is open again (which also recovers in-doubt sends and resumes `no_accounts`
-  // pauses). Accounts that are not open yet (a Baileys login) report it through their own events.
+  // Stores the accounts and records each one's connection as its transport reports it now (a worker
+  // that starts after a disconnect resumes the campaigns paused for lack of accounts). Accounts that
+  // are not open yet (a Baileys login) report it through their own events.
   await engine.ready();
-  for (const t of transports) {
-    const state = await t.transport.connectionState?.().catch(() => 'unknown' as const);
-    if (state === 'open') await engine.handleTransportEvents(t.id, [{ type: 'connection', state: 'open', detail: 'worker started' }]);
-  }
 
   const startedAt = Date.now();
   let stopping = false;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
-import { systemClock, type Clock } from './clock.js';
+import { startTimer, systemClock, type Clock } from './clock.js';
 import type { AccountRuntime, EngineContext, ResolvedEngineOptions } from './context.js';
 import { ConflictError, DisparoError, NotFoundError, ShutdownError, ValidationError } from './errors.js';
 import { defaultLogger, type EngineEventArgs, type EngineEvents, type Logger } from './events.js';
@@ -24,7 +24,7 @@ import {
 import { assertTransition, isFinished, sourcesOf } from './state-machine.js';
 import type { InDoubtSettlement, NewRecipient, StateStore, StatusUpdate, StatusUpdateResult } from './store.js';
 import type { Transport, TransportEvent } from './transport.js';
-import type { BatchRecord, Campaign, CampaignStatus, PauseReason, RecipientCounters } from './types.js';
+import type { AccountRecord, BatchRecord, Campaign, CampaignStatus, ConnectionState, PauseReason, RecipientCounters } from './types.js';
 import { capWindows, isDailyCapped, sendWindowState } from './windows.js';
 import { compileTemplate, pickTemplate, renderTemplate } from './template.js';
 import { CampaignWorker, isUsable } from './worker.js';
@@ -219,8 +219,9 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   /** Add a sender account to this engine (its pacing is stored, so every worker shares it). */
   async addAccount(account: AccountConfig): Promise<void> {
     const runtime = this.registerAccount(account, 'account');
-    await this.store.upsertAccount(runtime.id, runtime.pacing, this.clock.now());
+    const record = await this.store.upsertAccount(runtime.id, runtime.pacing, this.clock.now());
     this.subscribe(runtime);
+    await this.syncConnection(runtime, record);
   }
 
   private registerAccount(account: AccountConfig, path: string): AccountRuntime {
@@ -250,11 +251,39 @@ export class Engine extends EventEmitter<EngineEventArgs> {
     this.readyPromise ??= (async () => {
       const now = this.clock.now();
       for (const runtime of this.accounts.values()) {
-        await this.store.upsertAccount(runtime.id, runtime.pacing, now);
+        const record = await this.store.upsertAccount(runtime.id, runtime.pacing, now);
         this.subscribe(runtime);
+        await this.syncConnection(runtime, record);
       }
     })();
     return this.readyPromise;
+  }
+
+  /**
+   * The store keeps each account's last known connection, which may be stale when this engine starts
+   * (the phone reconnected while no worker ran, or the session dropped). Ask the transport once and
+   * record a change as if the transport had reported it: `open` over a stored `close` recovers in-doubt
+   * sends and resumes campaigns paused for lack of accounts; `close` over `open` moves work elsewhere.
+   * Runs in the account's event queue, so an event the transport emits meanwhile is stored after it.
+   */
+  private async syncConnection(runtime: AccountRuntime, record: AccountRecord): Promise<void> {
+    const transport = runtime.transport;
+    if (!transport.connectionState) return;
+    const check = async () => {
+      let state: ConnectionState;
+      try {
+        state = await withDeadline(this.clock, CONNECTION_CHECK_MS, transport.connectionState!());
+      } catch (error) {
+        this.logger.warn(`account ${runtime.id}: could not ask its transport for the connection state at start (${error instanceof Error ? error.message : String(error)}); keeping the stored "${record.connection}"`);
+        return;
+      }
+      const stale = (state === 'open' && record.connection === 'close') || (state === 'close' && record.connection !== 'close' && record.state !== 'stopped');
+      if (!stale) return;
+      await this.handleTransportEvents(runtime.id, [{ type: 'connection', state, detail: `reported ${state} by the transport at start` }]);
+    };
+    const done = runtime.events.then(check).catch((error) => this.fail(`checking the connection of ${runtime.id}`, error));
+    runtime.events = done;
+    await done;
   }
 
   // ---- campaigns ----------------------------------------------------------
@@ -989,6 +1018,26 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 }
 
 /** Upper-case, trimmed, accents removed: "  Sáir " and "SAIR" are the same keyword. */
+/** How long `ready()` waits for a transport's connection state before keeping the stored one. */
+const CONNECTION_CHECK_MS = 10_000;
+
+/** `promise`, or a rejection after `ms` on the engine's clock. */
+function withDeadline<T>(clock: Clock, ms: number, promise: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const cancel = startTimer(clock, ms, () => reject(new Error(`no answer within ${ms} ms`)));
+    promise.then(
+      (value) => {
+        cancel();
+        resolve(value);
+      },
+      (error) => {
+        cancel();
+        reject(error);
+      },
+    );
+  });
+}
+
 function foldKeyword(text: string): string {
   return text
     .normalize('NFD')

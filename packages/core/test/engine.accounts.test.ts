@@ -192,6 +192,54 @@ describe('retries, error kinds and accounts', () => {
     await new Promise((res) => setTimeout(res, 100));
     expect((await memory.getAccount('a1'))!.connection).toBe('close');
   });
+  it('an engine that starts after the phone reconnected records it open and resumes the campaign paused for lack of accounts', async () => {
+    const first = rig();
+    const c = await campaignWith(first.engine, 10);
+    await first.engine.start(c.id);
+    await first.engine.ready();
+    first.sims.a1!.setConnected(false);
+    await runUntil(first, 'campaign:paused', (e) => e.reason === 'no_accounts', 60_000);
+    expect((await first.store.getAccount('a1'))!.connection).toBe('close');
+
+    // A new worker on the same store, with the account connected again: nobody emits an `open` event.
+    const second = rig({ store: first.store, clock: first.clock });
+    const seen: string[] = [];
+    second.engine.on('account:connection', (e) => seen.push(`${e.state}: ${e.detail}`));
+    await runUntil(second, 'campaign:completed', () => true, 60_000);
+    expect(seen).toEqual(['open: reported open by the transport at start']);
+    expect((await second.store.getCampaign(c.id))!.counters.sent).toBe(10);
+    expect(duplicateSends([first.sims.a1!, second.sims.a1!])).toEqual([]);
+  });
+
+  it('an engine that starts while the account is down records it closed; a matching or unknown state changes nothing', async () => {
+    const store = createMemoryStore();
+    const first = rig({ store });
+    await first.engine.ready();
+    await first.engine.handleTransportEvents('a1', [{ type: 'connection', state: 'open' }]);
+    expect((await store.getAccount('a1'))!.connection).toBe('open');
+
+    const agreeing = rig({ store });
+    const agreed: string[] = [];
+    agreeing.engine.on('account:connection', (e) => agreed.push(e.state));
+    await agreeing.engine.ready();
+    expect(agreed).toEqual([]);
+
+    const unreachable: Transport = {
+      name: 'unreachable',
+      send: async () => ({ providerMessageId: 'x', acceptedAt: 0 }),
+      connectionState: async () => {
+        throw new TransportError('transient', 'HTTP 502 from the provider');
+      },
+    };
+    const third = rig({ store, accounts: [] });
+    await third.engine.addAccount({ id: 'a1', transport: unreachable, pacing: { intervalMs: { min: 0, max: 0 } } });
+    expect((await store.getAccount('a1'))!.connection).toBe('open');
+
+    const down = rig({ store });
+    down.sims.a1!.setConnected(false); // before it subscribes: no event reaches the engine
+    await down.engine.ready();
+    expect((await store.getAccount('a1'))!.connection).toBe('close');
+  });
 });
 
 
