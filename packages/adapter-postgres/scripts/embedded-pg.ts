@@ -37,10 +37,11 @@ export async function startPostgres(options: { log?: (line: string) => void; use
   // process.exit(0), so a test run with failures (exitCode 1) would report success; its `exit`
   // handler cannot stop anything (no async work at exit) and throws. We stop our server ourselves, so
   // both go; its signal handlers (SIGINT, SIGTERM) stay.
-  for (const event of ['beforeExit', 'exit'] as const) {
-    for (const listener of process.listeners(event)) {
-      if (!exitListeners[event].has(listener)) process.removeListener(event, listener as () => void);
-    }
+  for (const listener of process.listeners('beforeExit')) {
+    if (!exitListeners.beforeExit.has(listener)) process.removeListener('beforeExit', listener);
+  }
+  for (const listener of process.listeners('exit')) {
+    if (!exitListeners.exit.has(listener)) process.removeListener('exit', listener);
   }
   const dir = mkdtempSync(join(tmpdir(), 'disparo-pg-'));
   // As root, the server runs as the `postgres` OS user, which must be able to create the data directory here.
