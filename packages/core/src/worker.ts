@@ -112,7 +112,14 @@ export class CampaignWorker {
     });
     if (claimed.length === 0) return this.finishBatch(campaignId, limits);
 
-    const { sendable, sticky } = await this.screen(campaign, claimed, local);
+    let screened: Awaited<ReturnType<CampaignWorker['screen']>>;
+    try {
+      screened = await this.screen(campaign, claimed, local);
+    } catch (error) {
+      await this.giveBack(campaignId, claimed);
+      throw error;
+    }
+    const { sendable, sticky } = screened;
     if (sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
     const result = await this.work(campaign, sendable, local, limits, sticky);
     if (result.kind === 'progressed') result.processed += claimed.length - sendable.length;
@@ -297,20 +304,11 @@ export class CampaignWorker {
       }
       if (exit?.kind === 'deferred') retryAt = retryAt === null ? exit.retryAt : Math.min(retryAt, exit.retryAt);
     };
-    await Promise.all(accounts.map(runLane));
-    if (queue.length > 0) {
-      const left = queue.splice(0);
-      try {
-        await this.ctx.store.release(
-          this.owner,
-          left.map((r) => r.id),
-        );
-      } catch (error) {
-        // Left leased, the heartbeat would keep them from everyone: hand them back at the next tick.
-        const now = this.ctx.clock.now();
-        this.keepUnrecorded({ outcomes: left.map((r) => handBack(r, campaign.id, now)), events: [] }, error);
-      }
-    }
+    // Every lane ends before the rest goes back, also when one failed (the store down past its retries).
+    const lanes = await Promise.allSettled(accounts.map(runLane));
+    await this.giveBack(campaign.id, queue.splice(0));
+    const failed = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+    if (failed) throw failed.reason;
     if (processed === 0 && retryAt !== null) {
       if (await this.allDailyCapped(campaign)) {
         await this.pause(campaign, 'daily_cap');
@@ -319,6 +317,23 @@ export class CampaignWorker {
       return { kind: 'wait', until: retryAt };
     }
     return { kind: 'progressed', processed, batchFinished: false };
+  }
+
+  /**
+   * Release leased rows this tick will not send. If the store refuses, they are handed back at the
+   * next tick (see `unrecorded`): left leased, the heartbeat would keep them from everyone.
+   */
+  private async giveBack(campaignId: string, rows: Recipient[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.ctx.store.release(
+        this.owner,
+        rows.map((r) => r.id),
+      );
+    } catch (error) {
+      const now = this.ctx.clock.now();
+      this.keepUnrecorded({ outcomes: rows.map((r) => handBack(r, campaignId, now)), events: [] }, error);
+    }
   }
 
   private template(source: string): CompiledTemplate {

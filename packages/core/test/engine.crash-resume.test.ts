@@ -181,6 +181,42 @@ describe('store failures while sending', () => {
     expect(counters).toMatchObject({ total: 120, sent: 120, sending: 0, pending: 0, unknown: 0 });
     expect(sims.reduce((n, s) => n + s.sends.length, 0)).toBe(120);
   });
+  it('the whole store down from the moment an outcome is recorded: the unsent rest of the slice is handed back when it returns, none stays leased', async () => {
+    const inner = createMemoryStore();
+    const clock = new VirtualClock();
+    let outcomeSteps = 0;
+    let downUntil = 0;
+    // Every method fails while down (as a database outage does: claims, heartbeats, releases too), for
+    // longer than the engine's write retries and shorter than a lease (30 s): leases outlive it.
+    const store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          const input = args[0] as { begin?: unknown; outcomes?: unknown[] } | undefined;
+          if (prop === 'advance' && input && !input.begin && (input.outcomes?.length ?? 0) > 0 && ++outcomeSteps === 3) downUntil = clock.now() + 20_000;
+          if (clock.now() < downUntil) throw new Error('connection terminated (simulated)');
+          return value.apply(target, args);
+        };
+      },
+    }) as MemoryStore;
+    const r = rig({ store, clock, accounts: ['a1'], pacing: { intervalMs: { min: 100, max: 300 } } });
+    const c = await campaignWith(r.engine, 30, { batchSize: 30 }, ['a1']);
+    await r.engine.start(c.id);
+    const failures: string[] = [];
+    r.engine.on('error', (e) => failures.push(e.context));
+    await runUntil(r, 'campaign:completed', () => true, 10 * 60_000);
+    expect(failures).toContain(`working campaign ${c.id}`); // the tick failed past its retries
+    expect(downUntil).toBeGreaterThan(0);
+    const sims = Object.values(r.sims);
+    expect(duplicateSends(sims)).toEqual([]);
+    expect(sims.reduce((n, s) => n + s.sends.length, 0)).toBe(30);
+    const rows = await inner.listRecipients(c.id);
+    expect(rows.filter((x) => x.leaseOwner !== null)).toEqual([]);
+    const { counters, counted } = await expectCountersMatchRows(inner, c.id);
+    expect(counters).toEqual(counted);
+    expect(counters).toMatchObject({ total: 30, sent: 30, sending: 0, pending: 0, unknown: 0 });
+  });
   for (const groupSize of [1, 5]) {
     it(`outcomes the store could not take for longer than the write retries are kept and recorded when it is back, without a restart (group ${groupSize})`, async () => {
       const inner = createMemoryStore();
