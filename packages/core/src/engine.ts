@@ -1017,7 +1017,6 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   }
 }
 
-/** Upper-case, trimmed, accents removed: "  Sáir " and "SAIR" are the same keyword. */
 /** How long `ready()` waits for a transport's connection state before keeping the stored one. */
 const CONNECTION_CHECK_MS = 10_000;
 
@@ -1038,6 +1037,7 @@ function withDeadline<T>(clock: Clock, ms: number, promise: Promise<T>): Promise
   });
 }
 
+/** Upper-case, trimmed, accents removed: "  Sáir " and "SAIR" are the same keyword. */
 function foldKeyword(text: string): string {
   return text
     .normalize('NFD')
