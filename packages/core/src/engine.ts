@@ -250,11 +250,14 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   ready(): Promise<void> {
     this.readyPromise ??= (async () => {
       const now = this.clock.now();
+      const checks: Array<Promise<void>> = [];
       for (const runtime of this.accounts.values()) {
         const record = await this.store.upsertAccount(runtime.id, runtime.pacing, now);
         this.subscribe(runtime);
-        await this.syncConnection(runtime, record);
+        checks.push(this.syncConnection(runtime, record));
       }
+      // In parallel: a provider that does not answer costs one deadline, not one per account.
+      await Promise.all(checks);
     })();
     return this.readyPromise;
   }
@@ -1018,7 +1021,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 }
 
 /** How long `ready()` waits for a transport's connection state before keeping the stored one. */
-const CONNECTION_CHECK_MS = 10_000;
+const CONNECTION_CHECK_MS = 5_000;
 
 /** `promise`, or a rejection after `ms` on the engine's clock. */
 function withDeadline<T>(clock: Clock, ms: number, promise: Promise<T>): Promise<T> {

@@ -235,6 +235,17 @@ describe('retries, error kinds and accounts', () => {
     await third.engine.addAccount({ id: 'a1', transport: unreachable, pacing: { intervalMs: { min: 0, max: 0 } } });
     expect((await store.getAccount('a1'))!.connection).toBe('open');
 
+    // A transport that never answers holds the start for 5 s of the engine's clock, no longer.
+    const hanging: Transport = { name: 'hanging', send: unreachable.send, connectionState: () => new Promise(() => {}) };
+    const fourth = rig({ store, accounts: [] });
+    let added = false;
+    const adding = fourth.engine.addAccount({ id: 'a1', transport: hanging, pacing: { intervalMs: { min: 0, max: 0 } } }).then(() => (added = true));
+    await fourth.clock.advance(4_999);
+    expect(added).toBe(false);
+    await fourth.clock.advance(1);
+    await adding;
+    expect((await store.getAccount('a1'))!.connection).toBe('open');
+
     const down = rig({ store });
     down.sims.a1!.setConnected(false); // before it subscribes: no event reaches the engine
     await down.engine.ready();
