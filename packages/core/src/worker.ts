@@ -112,14 +112,10 @@ export class CampaignWorker {
     });
     if (claimed.length === 0) return this.finishBatch(campaignId, limits);
 
-    let screened: Awaited<ReturnType<CampaignWorker['screen']>>;
-    try {
-      screened = await this.screen(campaign, claimed, local);
-    } catch (error) {
+    const { sendable, sticky } = await this.screen(campaign, claimed, local).catch(async (error: unknown) => {
       await this.giveBack(campaignId, claimed);
       throw error;
-    }
-    const { sendable, sticky } = screened;
+    });
     if (sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
     const result = await this.work(campaign, sendable, local, limits, sticky);
     if (result.kind === 'progressed') result.processed += claimed.length - sendable.length;
@@ -589,13 +585,13 @@ export class CampaignWorker {
       if (!more) await this.flush(carry);
       return { exit: null, processed, back: [] };
     }
-    const giveBack = (r: Recipient, keepLease: boolean): Outcome => handBack(r, campaign.id, clock.now(), { keepLease });
+    const backOutcome = (r: Recipient, keepLease: boolean): Outcome => handBack(r, campaign.id, clock.now(), { keepLease });
 
     // Write the group ahead (and record what is carried) in one step; wait out pacing if refused for it.
     let begins: BeginResult[];
     for (;;) {
       if (limits.signal.aborted) {
-        for (const it of items) carry.outcomes.push(giveBack(it.recipient, false));
+        for (const it of items) carry.outcomes.push(backOutcome(it.recipient, false));
         await this.flush(carry);
         return { exit: { kind: 'halted' }, processed, back: [] };
       }
@@ -628,7 +624,7 @@ export class CampaignWorker {
         carry.outcomes.unshift(...outcomes);
         carry.events.unshift(...events);
         // None of the group was sent (sends wait for the grant): hand them all back when the store is back.
-        for (const it of items) carry.outcomes.push(giveBack(it.recipient, false));
+        for (const it of items) carry.outcomes.push(backOutcome(it.recipient, false));
         this.ctx.fail(`campaign ${campaign.id}, a group of ${items.length} sends`, new StoreDown(error));
         return { exit: { kind: 'halted' }, processed, back: [] };
       }
@@ -640,7 +636,7 @@ export class CampaignWorker {
         await this.sleepUntil((begins[0] as { retryAt: number }).retryAt, limits, false);
       } catch (error) {
         // Stopped, or the slot lies past the step's budget: hand the group back for later.
-        for (const it of items) carry.outcomes.push(giveBack(it.recipient, false));
+        for (const it of items) carry.outcomes.push(backOutcome(it.recipient, false));
         await this.flush(carry);
         const reason = error instanceof AbortError ? error.originalError : error;
         return { exit: reason instanceof Deferred ? { kind: 'deferred', retryAt: reason.retryAt } : { kind: 'halted' }, processed, back: [] };
@@ -660,13 +656,13 @@ export class CampaignWorker {
           continue;
         }
         // Refused without a slot (account gone, cap reached): hand it back for later or for another account.
-        carry.outcomes.push(giveBack(r, false));
+        carry.outcomes.push(backOutcome(r, false));
         if (b.reason === 'account_unavailable') exit ??= { kind: 'account_gone' };
         else exit ??= { kind: 'deferred', retryAt: b.retryAt };
         continue;
       }
       if (exit) {
-        carry.outcomes.push(giveBack(r, false));
+        carry.outcomes.push(backOutcome(r, false));
         continue;
       }
       const ref = { campaignId: campaign.id, recipientId: r.id, phone: r.phone };
@@ -679,7 +675,7 @@ export class CampaignWorker {
         if (limits.signal.aborted) throw new AbortError(new Halted());
       } catch {
         // Stopped before this send: it and the rest go back unsent, attempts untouched.
-        for (const rest of items.slice(i)) if (begins[items.indexOf(rest)]!.granted) carry.outcomes.push(giveBack(rest.recipient, false));
+        for (const rest of items.slice(i)) if (begins[items.indexOf(rest)]!.granted) carry.outcomes.push(backOutcome(rest.recipient, false));
         exit = { kind: 'halted' };
         break;
       }
@@ -692,7 +688,7 @@ export class CampaignWorker {
         // This one leaves the group; the unsent rest goes back to the queue, still leased to us.
         for (let j = i + 1; j < items.length; j++) {
           if (!begins[j]!.granted) continue;
-          carry.outcomes.push(giveBack(items[j]!.recipient, true));
+          carry.outcomes.push(backOutcome(items[j]!.recipient, true));
           back.push(items[j]!.recipient);
         }
         const wrapped = TransportError.isInstance(error) && error.kind === 'ambiguous' && campaign.settings.inDoubt === 'at-most-once' ? new AbortError(error) : error;
