@@ -122,16 +122,34 @@ export class TransportError extends DisparoError {
   readonly accountReason: AccountStopReason | undefined;
   /** Provider's own code (HTTP status, WhatsApp error code, Baileys DisconnectReason). */
   readonly providerCode: string | number | undefined;
+  /**
+   * Whom the failure concerns beyond this one message, when the provider says so: `recipient` (a
+   * `rate_limited` answer for this contact only, e.g. Cloud API 131056: back off the contact, keep
+   * sending to others) or `campaign` (a `permanent` content error every recipient would hit, e.g. a
+   * paused template: pause the campaign). Absent: the kind's default.
+   */
+  readonly scope: 'recipient' | 'campaign' | undefined;
+  /** The recipient asked not to receive messages (Cloud API 131050): opt the contact out. */
+  readonly optOut: boolean;
   constructor(
     kind: TransportErrorKind,
     message: string,
-    options: { retryAfterMs?: number; accountReason?: AccountStopReason; providerCode?: string | number; cause?: unknown } = {},
+    options: {
+      retryAfterMs?: number;
+      accountReason?: AccountStopReason;
+      providerCode?: string | number;
+      scope?: 'recipient' | 'campaign';
+      optOut?: boolean;
+      cause?: unknown;
+    } = {},
   ) {
     super('TRANSPORT', message, { cause: options.cause });
     this.kind = kind;
     this.retryAfterMs = options.retryAfterMs;
     this.accountReason = options.accountReason;
     this.providerCode = options.providerCode;
+    this.scope = options.scope;
+    this.optOut = options.optOut ?? false;
   }
   static override isInstance(value: unknown): value is TransportError {
     return DisparoError.isInstance(value) && value.code === 'TRANSPORT';

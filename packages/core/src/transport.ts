@@ -49,6 +49,11 @@ export type TransportEvent =
       error?: string;
       /** Provider code for failures, e.g. 131047 or 463. */
       code?: string | number;
+      /**
+       * The message's idempotency key when the provider echoes a correlation string (Cloud API
+       * `biz_opaque_callback_data`): settles a send whose reply was lost, before its id was known.
+       */
+      idempotencyKey?: string;
     }
   | {
       type: 'connection';
