@@ -8,6 +8,8 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^@disparo\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
+      { find: /^@disparo\/core\/store$/, replacement: src('./packages/core/src/store/index.ts') },
+      { find: /^@disparo\/core\/transport$/, replacement: src('./packages/core/src/transport/index.ts') },
       { find: /^@disparo\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@disparo\/adapter-postgres$/, replacement: src('./packages/adapter-postgres/src/index.ts') },
       { find: /^@disparo\/transport-evolution$/, replacement: src('./packages/transport-evolution/src/index.ts') },

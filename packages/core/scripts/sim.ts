@@ -3,7 +3,7 @@
  * system with crashes and faults on virtual time, prints a summary, exits 1 on any invariant
  * violation and prints the seed to replay (`pnpm sim --seed S`).
  */
-import { runSimulation } from '../src/testing/simulation.js';
+import { runSimulation } from '../src/testing/simulation/simulation.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);

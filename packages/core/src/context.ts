@@ -1,18 +1,29 @@
 import type { Clock } from './clock.js';
-import type { EngineEvents, Logger } from './events.js';
-import type { Mutex } from './mutex.js';
-import type { StateStore } from './store.js';
-import type { Transport } from './transport.js';
-import type { Pacing } from './types.js';
+import type { Pacing } from './domain/types.js';
+import type { EngineEvents, Log } from './events.js';
+import type { StateStore } from './store/contract.js';
+import type { Transport } from './transport/contract.js';
 
+/** A sender account as this engine holds it: its transport, pacing and in-process state. */
 export interface AccountRuntime {
   id: string;
   transport: Transport;
   pacing: Pacing;
-  mutex: Mutex;
+  /**
+   * Serialises this process's sends of the account (one sender at a time); the store's in-flight
+   * window is what holds across processes.
+   */
+  turn: Turn;
   unsubscribe: (() => void) | null;
   /** The account's transport events, handled one at a time in arrival order. */
   events: Promise<void>;
+}
+
+/** One holder at a time, first come first served. */
+export interface Turn {
+  run<T>(fn: () => Promise<T>): Promise<T>;
+  /** Someone is waiting for the turn. */
+  readonly contended: boolean;
 }
 
 export interface ResolvedEngineOptions {
@@ -25,20 +36,26 @@ export interface ResolvedEngineOptions {
   checkpoints: { groupSize: number; maxDelayMs: number };
   failureThreshold: number;
   cooldownMs: number;
+  /** Folded (upper case, no accents). */
   optOutKeywords: string[];
-  hourKeyTimeZone: string;
+  defaultCountry: string;
+  /** Time zone in which hourly and daily caps reset. */
+  capTimeZone: string;
 }
 
-/** What the engine's parts share. Internal. */
+/**
+ * What the engine's rooms share, and all they share: the store, the clock, logging and events, the
+ * options, and the accounts registered here. Rooms hand data to each other as arguments and return
+ * decisions as values; nothing else is common state.
+ */
 export interface EngineContext {
   store: StateStore;
   clock: Clock;
-  logger: Logger;
+  log: Log;
   random: () => number;
   options: ResolvedEngineOptions;
   accounts: Map<string, AccountRuntime>;
   emit<K extends keyof EngineEvents>(event: K, payload: EngineEvents[K]): void;
-  listening(event: keyof EngineEvents): boolean;
   /** Report a background failure to the `error` event and the logger. */
   fail(context: string, error: unknown): void;
 }

@@ -3,6 +3,7 @@ import type { ZodError } from 'zod';
 const MARK = Symbol.for('disparo.error');
 
 export type ErrorCode =
+  | 'DISPARO'
   | 'VALIDATION'
   | 'INVALID_TRANSITION'
   | 'NOT_FOUND'
@@ -12,18 +13,26 @@ export type ErrorCode =
   | 'WEBHOOK'
   | 'CONFLICT';
 
-/** Base of every error Disparo throws. `code` is stable; messages say what was wrong and what to do. */
+/**
+ * Base of every error Disparo throws. `code` is stable; messages say what was wrong and what to do.
+ * Each subclass declares its code once (`static readonly code`); the constructor stamps it on the
+ * instance and `isInstance` compares it, so checks work across ESM/CJS copies of the package, where
+ * `instanceof` does not.
+ */
 export class DisparoError extends Error {
+  static readonly code: ErrorCode = 'DISPARO';
   readonly [MARK] = true;
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
-    this.code = code;
+    this.code = (new.target as unknown as { code: ErrorCode }).code;
   }
-  /** Works across ESM/CJS copies of the package, unlike `instanceof`. */
-  static isInstance(value: unknown): value is DisparoError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARK] === true;
+
+  /** `DisparoError.isInstance(x)`: any Disparo error; `NotFoundError.isInstance(x)`: that class only. */
+  static isInstance<T extends DisparoError>(this: { prototype: T; readonly code: ErrorCode }, value: unknown): value is T {
+    if (typeof value !== 'object' || value === null || (value as Record<symbol, unknown>)[MARK] !== true) return false;
+    return this.code === 'DISPARO' || (value as DisparoError).code === this.code;
   }
 }
 
@@ -34,9 +43,10 @@ export interface ValidationIssue {
 }
 
 export class ValidationError extends DisparoError {
+  static override readonly code = 'VALIDATION';
   readonly issues: ValidationIssue[];
   constructor(message: string, issues: ValidationIssue[] = [], options?: { cause?: unknown }) {
-    super('VALIDATION', message, options);
+    super(message, options);
     this.issues = issues;
   }
   /** The first offending field, for quick checks (`err.field === 'name'`). */
@@ -44,59 +54,46 @@ export class ValidationError extends DisparoError {
     return this.issues[0]?.path;
   }
   static fromZod(what: string, error: ZodError, prefix = ''): ValidationError {
-    const issues = error.issues.map((i) => ({
-      path: [prefix, ...i.path.map(String)].filter(Boolean).join('.') || '(root)',
-      message: i.message,
-    }));
-    const list = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
-    return new ValidationError(`Invalid ${what}: ${list}`, issues, { cause: error });
-  }
-  static override isInstance(value: unknown): value is ValidationError {
-    return DisparoError.isInstance(value) && value.code === 'VALIDATION';
+    const issues: ValidationIssue[] = [];
+    for (const i of error.issues) {
+      const base = [prefix, ...i.path.map(String)].filter(Boolean).join('.');
+      // Name unknown keys themselves, so `err.field` points at the typo.
+      if (i.code === 'unrecognized_keys') for (const key of i.keys) issues.push({ path: base ? `${base}.${key}` : key, message: 'unknown option' });
+      else issues.push({ path: base || '(root)', message: i.message });
+    }
+    return new ValidationError(`Invalid ${what}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues, { cause: error });
   }
 }
 
 export class InvalidTransitionError extends DisparoError {
+  static override readonly code = 'INVALID_TRANSITION';
   constructor(
     readonly campaignId: string,
     readonly from: string,
     readonly to: string,
   ) {
     super(
-      'INVALID_TRANSITION',
       `Campaign ${campaignId} cannot go from "${from}" to "${to}". Check its status with getCampaign() first; see the transition table in the @disparo/core README.`,
     );
-  }
-  static override isInstance(value: unknown): value is InvalidTransitionError {
-    return DisparoError.isInstance(value) && value.code === 'INVALID_TRANSITION';
   }
 }
 
 export class NotFoundError extends DisparoError {
+  static override readonly code = 'NOT_FOUND';
   constructor(
     readonly entity: string,
     readonly id: string,
   ) {
-    super('NOT_FOUND', `No ${entity} with id "${id}". Check the id, or create it first.`);
-  }
-  static override isInstance(value: unknown): value is NotFoundError {
-    return DisparoError.isInstance(value) && value.code === 'NOT_FOUND';
+    super(`No ${entity} with id "${id}". Check the id, or create it first.`);
   }
 }
 
 export class StoreError extends DisparoError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('STORE', message, options);
-  }
-  static override isInstance(value: unknown): value is StoreError {
-    return DisparoError.isInstance(value) && value.code === 'STORE';
-  }
+  static override readonly code = 'STORE';
 }
 
 export class ConflictError extends DisparoError {
-  constructor(message: string) {
-    super('CONFLICT', message);
-  }
+  static override readonly code = 'CONFLICT';
 }
 
 /**
@@ -115,7 +112,17 @@ export type TransportErrorKind = 'transient' | 'rate_limited' | 'invalid_recipie
 /** Why an account stopped, when a `TransportError` of kind `account` knows it. */
 export type AccountStopReason = 'disconnected' | 'logged_out' | 'banned' | 'replaced' | 'unauthorized' | 'restricted';
 
+export interface TransportErrorOptions {
+  retryAfterMs?: number;
+  accountReason?: AccountStopReason;
+  providerCode?: string | number;
+  scope?: 'recipient' | 'campaign';
+  optOut?: boolean;
+  cause?: unknown;
+}
+
 export class TransportError extends DisparoError {
+  static override readonly code = 'TRANSPORT';
   readonly kind: TransportErrorKind;
   readonly retryAfterMs: number | undefined;
   /** For kind `account`: whether the account can come back by reconnecting (`disconnected`) or needs a human. */
@@ -131,19 +138,8 @@ export class TransportError extends DisparoError {
   readonly scope: 'recipient' | 'campaign' | undefined;
   /** The recipient asked not to receive messages (Cloud API 131050): opt the contact out. */
   readonly optOut: boolean;
-  constructor(
-    kind: TransportErrorKind,
-    message: string,
-    options: {
-      retryAfterMs?: number;
-      accountReason?: AccountStopReason;
-      providerCode?: string | number;
-      scope?: 'recipient' | 'campaign';
-      optOut?: boolean;
-      cause?: unknown;
-    } = {},
-  ) {
-    super('TRANSPORT', message, { cause: options.cause });
+  constructor(kind: TransportErrorKind, message: string, options: TransportErrorOptions = {}) {
+    super(message, { cause: options.cause });
     this.kind = kind;
     this.retryAfterMs = options.retryAfterMs;
     this.accountReason = options.accountReason;
@@ -151,29 +147,22 @@ export class TransportError extends DisparoError {
     this.scope = options.scope;
     this.optOut = options.optOut ?? false;
   }
-  static override isInstance(value: unknown): value is TransportError {
-    return DisparoError.isInstance(value) && value.code === 'TRANSPORT';
-  }
 }
 
 /** A webhook body that is unsigned, wrongly signed or malformed. Nothing was changed. */
 export class WebhookError extends DisparoError {
+  static override readonly code = 'WEBHOOK';
   constructor(
     message: string,
     readonly reason: 'unsigned' | 'bad_signature' | 'malformed',
   ) {
-    super('WEBHOOK', message);
-  }
-  static override isInstance(value: unknown): value is WebhookError {
-    return DisparoError.isInstance(value) && value.code === 'WEBHOOK';
+    super(message);
   }
 }
 
 export class ShutdownError extends DisparoError {
+  static override readonly code = 'SHUTDOWN';
   constructor(message = 'The engine is stopping; no new work is accepted. Start a new engine to continue.') {
-    super('SHUTDOWN', message);
-  }
-  static override isInstance(value: unknown): value is ShutdownError {
-    return DisparoError.isInstance(value) && value.code === 'SHUTDOWN';
+    super(message);
   }
 }

@@ -1,5 +1,5 @@
 import type { TransportErrorKind } from './errors.js';
-import type { BatchRecord, Campaign, ConnectionState, PauseReason, RecipientStatus, SkipReason } from './types.js';
+import type { BatchRecord, Campaign, ConnectionState, PauseReason, RecipientStatus, SkipReason } from './domain/types.js';
 
 interface MessageRef {
   campaignId: string;
@@ -45,19 +45,54 @@ export interface EngineEvents {
 
 export type EngineEventArgs = { [K in keyof EngineEvents]: [EngineEvents[K]] };
 
+/**
+ * Where the engine writes what it does. pino, console and most loggers fit as they are: the engine
+ * calls `warn('message')`, or `warn({ ...fields }, 'message')` when it has fields (pino's order;
+ * console prints the fields, then the message).
+ */
 export interface Logger {
+  debug(...args: any[]): void;
+  info(...args: any[]): void;
+  warn(...args: any[]): void;
+  error(...args: any[]): void;
+}
+
+/** The engine's own view of a logger: a message, then optional fields. */
+export interface Log {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/** Adapt any `Logger` to the engine's calls, in the (fields, message) order pino expects. */
+export function toLog(logger: Logger): Log {
+  const at =
+    (level: keyof Logger) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      if (fields && Object.keys(fields).length > 0) logger[level](fields, message);
+      else logger[level](message);
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
 const noop = () => {};
+const print =
+  (write: (line: string) => void) =>
+  (...args: unknown[]): void => {
+    const [first, second] = args;
+    if (typeof first === 'string') return write(`[disparo] ${first}`);
+    const fields = first as Record<string, unknown>;
+    const detail = Object.entries(fields)
+      .map(([k, v]) => `${k}=${v instanceof Error ? v.message : typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+      .join(' ');
+    write(`[disparo] ${String(second ?? '')}${detail ? ` (${detail})` : ''}`);
+  };
 /** Quiet by default: warnings and errors to the console, nothing else. */
 export const defaultLogger: Logger = {
   debug: noop,
   info: noop,
-  warn: (m, f) => console.warn(`[disparo] ${m}`, f ?? ''),
-  error: (m, f) => console.error(`[disparo] ${m}`, f ?? ''),
+  warn: print((line) => console.warn(line)),
+  error: print((line) => console.error(line)),
 };
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };

@@ -49,7 +49,7 @@ describe('bad input', () => {
       [() => engine.createCampaign({ name: 'x', template: 'x', accountIds: ['a1'], sendWindow: { start: '25:00', end: '18:00', timeZone: 'America/Sao_Paulo' } }), 'sendWindow.start'],
       [() => engine.createCampaign({ name: 'x', template: 'x', accountIds: ['a1'], sendWindow: { start: '09:00', end: '18:00', timeZone: 'Mars/Olympus' } }), 'sendWindow.timeZone'],
       [() => engine.createCampaign({ name: 'x', template: 'x', accountIds: ['a1'], scheduledAt: 'tomorrow' }), 'scheduledAt'],
-      [() => engine.createCampaign({ name: 'x', template: 'x', accountIds: ['a1'], colour: 'red' } as never), '(root)'],
+      [() => engine.createCampaign({ name: 'x', template: 'x', accountIds: ['a1'], colour: 'red' } as never), 'colour'],
       [() => engine.addRecipients(c.id, [{ phone: '5511987654321' }, { vars: {} } as never]), 'recipients.1.phone'],
       [() => engine.addRecipients(c.id, [{ phone: '5511987654321', vars: { a: { nested: true } } as never }]), 'recipients.0.vars.a'],
       [() => engine.addRecipients(c.id, 42 as never), 'recipients'],
@@ -92,7 +92,7 @@ describe('bad input', () => {
       { phone: 'call me' },
       { phone: 21998765432 },
     ]);
-    expect(result).toEqual({ processed: 6, inserted: 2, duplicates: 2, invalid: 2, optedOut: 0 });
+    expect(result).toEqual({ processed: 6, inserted: 2, duplicates: 2, invalid: 2, optedOut: 0, missingVariables: {} });
     const rows = await store.listRecipients(c.id);
     expect(rows.map((r) => r.phone).sort()).toEqual(['5511987654321', '5521998765432']);
   });

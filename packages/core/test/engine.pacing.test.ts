@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, createSimulatorTransport, seededRandom, silentLogger } from '@disparo/core';
-import { VirtualClock } from '@disparo/core/testing';
+import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
+import { VirtualClock, seededRandom } from '@disparo/core/testing';
 import { campaignWith, rig, runUntil } from './helpers.js';
 
 const gapsOf = (times: number[]) => times.slice(1).map((t, i) => t - times[i]!);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEngine, seededRandom, silentLogger } from '@disparo/core';
+import { createEngine, silentLogger } from '@disparo/core';
+import { seededRandom } from '@disparo/core/testing';
 import { campaignWith, duplicateSends, expectCountersMatchRows, rig } from './helpers.js';
 
 describe('step mode', () => {

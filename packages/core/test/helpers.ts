@@ -3,7 +3,6 @@ import {
   createMemoryStore,
   createSimulatorTransport,
   silentLogger,
-  seededRandom,
   type Engine,
   type EngineEvents,
   type EngineOptions,
@@ -13,7 +12,7 @@ import {
   type StateStore,
   type RecipientCounters,
 } from '@disparo/core';
-import { VirtualClock } from '@disparo/core/testing';
+import { VirtualClock, seededRandom } from '@disparo/core/testing';
 
 export const phones = (n: number, offset = 0): string[] =>
   Array.from({ length: n }, (_, i) => `55119${String(70_000_000 + offset + i).padStart(8, '0')}`);

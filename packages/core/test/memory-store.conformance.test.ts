@@ -1,10 +1,8 @@
-import { createMemoryStore, type MemoryStore, type StateStore } from '@disparo/core';
-import { describeStateStore } from '../src/testing/store-suite.js';
+import { createMemoryStore, type MemoryStore } from '@disparo/core/store';
+import { describeStateStore } from '@disparo/core/testing';
 
 // One process, one object: "another connection" is the same instance, and every call is atomic.
-describeStateStore(
-  'memory',
-  async () => createMemoryStore(),
-  (store: StateStore) => (store as MemoryStore).inspector(),
-  { share: async (store) => store },
-);
+describeStateStore('memory', async () => createMemoryStore(), {
+  inspect: (store) => (store as MemoryStore).inspector(),
+  share: async (store) => store,
+});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { normalizePhone, seededRandom } from '@disparo/core';
+import { normalizePhone } from '@disparo/core';
+import { seededRandom } from '@disparo/core/testing';
 
 describe('phone normalisation', () => {
   it.each([
@@ -20,6 +21,15 @@ describe('phone normalisation', () => {
     expect(normalizePhone(raw)).toBeNull();
   });
 
+  it.each([
+    ['11 9999-0001', '5511999990001'],
+    ['(21) 8765-4321', '5521987654321'],
+    ['551199990001', '5511999990001'],
+    ['+55 11 6543-2109', '5511965432109'],
+  ])('a Brazilian mobile written without its ninth digit gets it: %s -> %s', (raw, expected) => {
+    expect(normalizePhone(raw)).toBe(expected);
+  });
+
   it('uses the default country for national numbers', () => {
     expect(normalizePhone('912 345 678', 'PT')).toBe('351912345678');
   });
@@ -35,7 +45,9 @@ describe('phone fast path', () => {
       const len = random() < 0.6 ? 9 : 8;
       const rest = Array.from({ length: len }, () => Math.floor(random() * 10)).join('');
       const national = `${ddd}${rest}`;
-      const reference = parsePhoneNumberFromString(`+55${national}`);
+      // Eight digits starting 6-9 are a mobile written without its ninth digit: libphonenumber judges the number with it.
+      const canonical = len === 8 && /[6-9]/.test(rest[0]!) ? `${ddd}9${rest}` : national;
+      const reference = parsePhoneNumberFromString(`+55${canonical}`);
       const expected = reference?.isValid() ? reference.number.slice(1) : null;
       expect(normalizePhone(national), national).toBe(expected);
       expect(normalizePhone(`+55 ${national}`), `+55${national}`).toBe(expected);

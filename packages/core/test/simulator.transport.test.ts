@@ -1,18 +1,20 @@
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../src/clock.js';
+import { VirtualClock } from '../src/testing/virtual-clock.js';
 import { TransportError, ValidationError, type TransportErrorKind } from '../src/errors.js';
-import { normalizePhone } from '../src/phone.js';
-import { createSimulatorTransport, type SimulatorOptions, type SimulatorTransport } from '../src/simulator.js';
+import { normalizePhone } from '../src/domain/phone.js';
+import { createSimulatorTransport, type SimulatorOptions, type SimulatorTransport } from '../src/transport/simulator/simulator.js';
 import { samplePhones } from '../src/testing/fixtures.js';
-import { describeTransport, type TransportCapability, type TransportHarness } from '../src/testing/transport-suite.js';
-import type { OutboundMessage, TransportEvent } from '../src/transport.js';
+import { describeTransport, type TransportCapability, type TransportHarness } from '../src/testing/transport-suite/suite.js';
+import type { OutboundMessage, TransportEvent } from '../src/transport/contract.js';
 
 const RETRY_AFTER_MS = 2_500;
 
 function harness(sim: SimulatorTransport): TransportHarness {
   return {
     transport: sim,
+    // The simulator keeps a record of everything it accepted.
+    lookupProvesAbsence: true,
     script: {
       failNext(kind) {
         sim.failNext(kind, { retryAfterMs: RETRY_AFTER_MS });
@@ -48,6 +50,8 @@ const EVERYTHING: TransportCapability[] = [
 describeTransport('simulator', () => harness(createSimulatorTransport({ seed: 42 })), { require: EVERYTHING });
 // A bare harness (no script, no lookup): the suite must skip what it cannot drive, not fail.
 describeTransport('simulator (bare)', () => ({ transport: createSimulatorTransport({ seed: 7, lookup: false }) }));
+// A provider that keeps no record of what it sent: its lookup finds what it can and never claims absence.
+describeTransport('simulator (found-only lookup)', () => ({ transport: createSimulatorTransport({ seed: 8, lookup: 'found-only' }) }));
 
 // ---- simulator-specific behaviour, on virtual time ------------------------------------------
 
@@ -423,8 +427,20 @@ describe('SimulatorTransport hooks, lookup and introspection', () => {
     expect(TransportError.isInstance(error) && error.kind).toBe('ambiguous');
     expect(sim.sends).toHaveLength(1);
     const found = await sim.lookup!({ message: m, since: 0 });
-    expect(found).toEqual({ providerMessageId: sim.sends[0]!.providerMessageId, acceptedAt: sim.sends[0]!.at, remoteJid: `${m.to}@s.whatsapp.net` });
-    expect(await sim.lookup!({ message: msg(1), since: 0 })).toBeNull();
+    expect(found).toEqual({ status: 'found', sent: { providerMessageId: sim.sends[0]!.providerMessageId, acceptedAt: sim.sends[0]!.at, remoteJid: `${m.to}@s.whatsapp.net` } });
+    // The simulator keeps a record of everything it sent, so it can prove a message never left.
+    expect(await sim.lookup!({ message: msg(1), since: 0 })).toEqual({ status: 'absent' });
+  });
+
+  it('a lookup that cannot prove absence says unknown; a blind one never finds anything', async () => {
+    const foundOnly = createSimulatorTransport({ lookup: 'found-only' });
+    const m = msg(0);
+    await foundOnly.send(m);
+    expect((await foundOnly.lookup!({ message: m, since: 0 })).status).toBe('found');
+    expect((await foundOnly.lookup!({ message: msg(1), since: 0 })).status).toBe('unknown');
+    const blind = createSimulatorTransport({ lookup: 'blind' });
+    await blind.send(m);
+    expect((await blind.lookup!({ message: m, since: 0 })).status).toBe('unknown');
   });
 
   it('has no lookup at all with lookup: false', () => {
@@ -438,7 +454,7 @@ describe('SimulatorTransport hooks, lookup and introspection', () => {
     const first = await sim.send(m);
     await sim.send(msg(1));
     await sim.send(m);
-    expect((await sim.lookup!({ message: m, since: 0 }))!.providerMessageId).toBe(first.providerMessageId);
+    expect(await sim.lookup!({ message: m, since: 0 })).toMatchObject({ status: 'found', sent: { providerMessageId: first.providerMessageId } });
     expect(sim.countByKey().get(m.idempotencyKey)).toBe(2);
     expect(sim.duplicates()).toEqual([m.idempotencyKey]);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CAMPAIGN_STATUSES, CAMPAIGN_TRANSITIONS, InvalidTransitionError, canTransition, type CampaignStatus } from '@disparo/core';
+import { InvalidTransitionError, type CampaignStatus } from '@disparo/core';
+import { CAMPAIGN_STATUSES, CAMPAIGN_TRANSITIONS, canTransition } from '@disparo/core/store';
 import { campaignWith, rig } from './helpers.js';
 
 const allowed: Array<[CampaignStatus, CampaignStatus]> = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileTemplate, renderTemplate } from '@disparo/core';
+import { compileTemplate, renderTemplate } from '../src/domain/template.js';
 
 const render = (t: string, vars: Record<string, string> = {}, key = 'c1:5511987654321') => renderTemplate(compileTemplate(t), vars, key);
 

@@ -1,8 +1,10 @@
-export { VirtualClock } from '../clock.js';
-export { runSimulation } from './simulation.js';
-export type { SimulationOptions, SimulationReport } from './simulation.js';
-export { describeStateStore } from './store-suite.js';
-export type { StoreFactory, StoreInspector, StoreSuiteOptions } from './store-suite.js';
-export { describeTransport } from './transport-suite.js';
-export type { ReceivedMessage, ScriptedFailure, TransportCapability, TransportHarness, TransportScript, TransportSuiteOptions } from './transport-suite.js';
-export * from './fixtures.js';
+/** @disparo/core/testing: conformance suites for stores and transports, the simulation, virtual time. ESM only (it uses vitest). */
+export { VirtualClock } from './virtual-clock.js';
+export { runSimulation } from './simulation/simulation.js';
+export type { SimulationOptions, SimulationReport } from './simulation/simulation.js';
+export { describeStateStore } from './store-suite/suite.js';
+export type { StoreFactory, StoreInspector, StoreSuiteOptions } from './store-suite/suite.js';
+export { describeTransport } from './transport-suite/suite.js';
+export type { ReceivedMessage, ScriptedFailure, TransportCapability, TransportHarness, TransportScript, TransportSuiteOptions } from './transport-suite/suite.js';
+export { samplePhones } from './fixtures.js';
+export { seededRandom } from '../random.js';

@@ -1,0 +1,118 @@
+import type { EngineContext } from '../context.js';
+import type { AccountRecord, Campaign, Recipient } from '../domain/types.js';
+import { claimLimit } from '../pacing/plan.js';
+import { earliestReturn, isUsable } from '../rules/accounts.js';
+import { allDailyCapped, autoPause, finishBatch, openFirstBatch, type TickResult } from './batches.js';
+import { RecipientQueue } from './queue.js';
+import { PendingOutcomes, Recorder } from './recorder.js';
+import type { TemplateCache } from './render.js';
+import { screen } from './screen.js';
+import { AccountSender, type TickLimits } from './sender.js';
+
+export type { TickResult } from './batches.js';
+export type { TickLimits } from './sender.js';
+
+/**
+ * Works campaigns for one lease owner (a `run()` loop, or one `step()` call). A tick is one cycle on
+ * one campaign: claim a slice of the current batch, screen it, let the campaign's accounts here send
+ * it (an `AccountSender` each, pulling from a shared queue), release what is left, and close the
+ * batch or complete the campaign when the batch is done. A message's life: claimed here, screened,
+ * rendered and paced and sent and recorded by its account's sender.
+ */
+export class Dispatcher {
+  readonly recorder: Recorder;
+  readonly templates: TemplateCache = new Map();
+
+  constructor(
+    readonly ctx: EngineContext,
+    readonly owner: string,
+  ) {
+    this.recorder = new Recorder(ctx, owner);
+  }
+
+  async tick(campaignId: string, limits: TickLimits): Promise<TickResult> {
+    const { store, clock, options } = this.ctx;
+    await this.recorder.recordKept();
+    const campaign = await store.getCampaign(campaignId);
+    if (!campaign || campaign.status !== 'running') return { kind: 'finished' };
+    if (campaign.currentBatch === 0) return openFirstBatch(this.ctx, campaignId);
+    const now = clock.now();
+    if (campaign.nextBatchAt !== null && campaign.nextBatchAt > now) return { kind: 'wait', until: campaign.nextBatchAt };
+
+    const accounts = await store.listAccounts(campaign.accountIds);
+    const usable = accounts.filter((a) => isUsable(a, now));
+    const local = usable.filter((a) => this.ctx.accounts.has(a.id));
+    if (local.length === 0) {
+      if (usable.length > 0) return { kind: 'wait', until: now + options.pollIntervalMs }; // another worker holds their transports
+      const reopenAt = earliestReturn(accounts, now);
+      if (reopenAt !== null) return { kind: 'wait', until: reopenAt };
+      await autoPause(this.ctx, campaign, 'no_accounts');
+      return { kind: 'finished' };
+    }
+
+    const claimed = await store.claimRecipients({
+      campaignId,
+      batch: campaign.currentBatch,
+      owner: this.owner,
+      limit: claimLimit(
+        local.map((a) => this.ctx.accounts.get(a.id)!.pacing),
+        options.claimSize,
+        options.leaseMs,
+      ),
+      now,
+      leaseMs: options.leaseMs,
+    });
+    if (claimed.length === 0) return finishBatch(this.ctx, campaignId);
+
+    const skipped = new PendingOutcomes();
+    let screened: Awaited<ReturnType<typeof screen>>;
+    try {
+      screened = await screen(this.ctx, campaign, claimed, local, skipped);
+      await this.recorder.flush(skipped);
+    } catch (error) {
+      await this.release(claimed);
+      throw error;
+    }
+    if (screened.sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
+    const result = await this.send(campaign, screened.sendable, local, screened.sticky, limits);
+    if (result.kind === 'progressed') result.processed += claimed.length - screened.sendable.length;
+    return result;
+  }
+
+  /** Send a claimed slice through the campaign's local accounts; release whatever is left. */
+  private async send(campaign: Campaign, recipients: Recipient[], accounts: AccountRecord[], sticky: Map<string, string>, limits: TickLimits): Promise<TickResult> {
+    const queue = new RecipientQueue(recipients, sticky);
+    const runs = await Promise.all(accounts.map((a) => new AccountSender(this, campaign, this.ctx.accounts.get(a.id)!, a, queue, limits).run()));
+    // Every sender has recorded its outcomes (or kept them, the store being down) before the rest is released.
+    await this.release(queue.drain());
+    const processed = runs.reduce((s, r) => s + r.processed, 0);
+    const deferred = runs.flatMap((r) => (r.stop?.kind === 'deferred' ? [r.stop.retryAt] : []));
+    if (processed === 0 && deferred.length > 0) {
+      if (await allDailyCapped(this.ctx, campaign)) {
+        await autoPause(this.ctx, campaign, 'daily_cap');
+        return { kind: 'finished' };
+      }
+      return { kind: 'wait', until: Math.min(...deferred) };
+    }
+    return { kind: 'progressed', processed, batchFinished: false };
+  }
+
+  /**
+   * Release leased rows this tick will not send. If the store refuses, they are returned at the next
+   * tick with the kept outcomes: left leased, the heartbeat would keep them from everyone.
+   */
+  private async release(rows: Recipient[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.ctx.store.release(
+        this.owner,
+        rows.map((r) => r.id),
+      );
+    } catch (error) {
+      const keep = new PendingOutcomes();
+      const at = this.ctx.clock.now();
+      for (const r of rows) keep.add({ recipientId: r.id, campaignId: r.campaignId, status: 'pending', keepLease: false, attempts: r.attempts, at, accountEffect: 'none' });
+      this.recorder.keep(keep, error);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import type { CountryCode } from 'libphonenumber-js';
+import type { EngineContext } from '../context.js';
+import { ConflictError, ValidationError } from '../errors.js';
+import { isFinished } from '../domain/campaign-status.js';
+import { normalizePhone } from '../domain/phone.js';
+import { compileTemplate, pickTemplate } from '../domain/template.js';
+import type { Campaign } from '../domain/types.js';
+import type { NewRecipient } from '../store/contract.js';
+import { getCampaign } from './campaigns.js';
+import { parse, recipientInputSchema, type RecipientInput } from './schemas.js';
+
+export interface ImportResult {
+  /** Items read from the source. */
+  processed: number;
+  inserted: number;
+  duplicates: number;
+  invalid: number;
+  optedOut: number;
+  /**
+   * For each template variable without a default: how many of the valid rows read lack it (counted
+   * before duplicates are removed). Those recipients will be skipped as `template_error`.
+   */
+  missingVariables: Record<string, number>;
+}
+
+// Counts keyed by variable name in a null-prototype object: a variable may be called `__proto__`.
+const emptyResult = (): ImportResult => ({ processed: 0, inserted: 0, duplicates: 0, invalid: 0, optedOut: 0, missingVariables: Object.create(null) as Record<string, number> });
+
+/**
+ * Add recipients from an array, an iterable or an async iterable of any size (streamed in chunks).
+ * Phones are normalised (E.164 digits, default country BR); invalid, duplicate and opted-out numbers
+ * are counted and skipped. An array is validated whole first, so a malformed item stores nothing;
+ * a stream stops at its first malformed item (earlier chunks stay stored). The totals are kept in
+ * the campaign's `metadata.import` for `progress()`.
+ */
+export async function importRecipients(
+  ctx: EngineContext,
+  campaignId: string,
+  source: Iterable<RecipientInput> | AsyncIterable<RecipientInput>,
+  options: { chunkSize?: number; defaultCountry?: CountryCode } = {},
+): Promise<ImportResult> {
+  const campaign = await getCampaign(ctx, campaignId);
+  if (isFinished(campaign.status)) throw new ConflictError(`Campaign ${campaignId} is ${campaign.status}; create a new campaign to send to more people.`);
+  if (source === null || typeof source !== 'object' || (!(Symbol.iterator in source) && !(Symbol.asyncIterator in source))) {
+    throw new ValidationError('Invalid recipients: pass an array, an iterable or an async iterable of { phone, vars }', [{ path: 'recipients', message: 'not iterable' }]);
+  }
+  const chunkSize = options.chunkSize ?? 5_000;
+  const country = (options.defaultCountry ?? ctx.options.defaultCountry) as CountryCode;
+  const parsed = Array.isArray(source) ? source.map((item, i) => parse(recipientInputSchema, item, 'recipient', `recipients.${i}`)) : null;
+  const result = emptyResult();
+  const coverage = variableCoverage(campaign, result.missingVariables);
+  let chunk: NewRecipient[] = [];
+  // One chunk is written while the next is read and normalised (at most two in memory), in order.
+  let writing: Promise<void> = Promise.resolve();
+  const flush = async (done: boolean) => {
+    await writing;
+    if (chunk.length === 0) {
+      ctx.emit('recipients:imported', { campaignId, ...counts(result), done });
+      return;
+    }
+    const rows = chunk;
+    chunk = [];
+    writing = ctx.store.addRecipients(campaignId, rows, ctx.clock.now()).then((r) => {
+      result.inserted += r.inserted;
+      result.duplicates += r.duplicates;
+      result.optedOut += r.optedOut;
+      ctx.emit('recipients:imported', { campaignId, ...counts(result), done });
+    });
+    if (done) await writing;
+    else writing.catch(() => undefined); // surfaced by the next flush's await
+  };
+  const take = async (item: { phone: string | number; vars: Record<string, string> }) => {
+    result.processed++;
+    const phone = normalizePhone(item.phone, country);
+    if (phone === null) result.invalid++;
+    else {
+      coverage(phone, item.vars);
+      chunk.push({ phone, vars: item.vars });
+    }
+    if (chunk.length >= chunkSize) await flush(false);
+  };
+  try {
+    if (parsed) for (const item of parsed) await take(item);
+    else {
+      let index = 0;
+      for await (const raw of source as AsyncIterable<RecipientInput>) await take(parse(recipientInputSchema, raw, 'recipient', `recipients.${index++}`));
+    }
+  } catch (error) {
+    // A bad item or a failing source: the chunk already on its way still lands before we report.
+    await writing.catch(() => undefined);
+    throw error;
+  }
+  await flush(true);
+  const lacking = Object.entries(result.missingVariables);
+  if (lacking.length > 0) {
+    ctx.log.warn(`campaign ${campaignId}: ${lacking.map(([name, n]) => `${n} recipient(s) lack {{${name}}}`).join(', ')}; they will be skipped as template_error`, { campaignId });
+  }
+  await keepTotals(ctx, campaignId, result);
+  return result;
+}
+
+const counts = (r: ImportResult) => ({ processed: r.processed, inserted: r.inserted, duplicates: r.duplicates, invalid: r.invalid, optedOut: r.optedOut });
+
+/** Count, per variable without a default, the rows whose template needs it and who lack it. */
+function variableCoverage(campaign: Campaign, missing: Record<string, number>): (phone: string, vars: Record<string, string>) => void {
+  const required = new Map(campaign.templates.map((t) => [t, compileTemplate(t).required]));
+  if ([...required.values()].every((r) => r.length === 0)) return () => undefined;
+  return (phone, vars) => {
+    for (const name of required.get(pickTemplate(campaign.templates, `${campaign.id}:${phone}`))!) {
+      if (!Object.hasOwn(vars, name) || vars[name] === '') missing[name] = (missing[name] ?? 0) + 1;
+    }
+  };
+}
+
+/** Add this import's totals to the campaign's `metadata.import`. */
+async function keepTotals(ctx: EngineContext, campaignId: string, result: ImportResult): Promise<void> {
+  const fresh = await getCampaign(ctx, campaignId);
+  const previous = { ...emptyResult(), ...(fresh.metadata.import as Partial<ImportResult> | undefined) };
+  const missingVariables: Record<string, number> = Object.assign(Object.create(null), previous.missingVariables);
+  for (const [name, n] of Object.entries(result.missingVariables)) missingVariables[name] = (missingVariables[name] ?? 0) + n;
+  const total: ImportResult = {
+    processed: previous.processed + result.processed,
+    inserted: previous.inserted + result.inserted,
+    duplicates: previous.duplicates + result.duplicates,
+    invalid: previous.invalid + result.invalid,
+    optedOut: previous.optedOut + result.optedOut,
+    missingVariables,
+  };
+  await ctx.store.updateCampaign(campaignId, { metadata: { ...fresh.metadata, import: total } }, ctx.clock.now());
+}

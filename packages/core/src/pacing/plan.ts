@@ -1,0 +1,60 @@
+import { capWindows } from '../domain/calendar.js';
+import type { Pacing } from '../domain/types.js';
+import { between } from '../random.js';
+import type { WriteAhead } from '../store/contract.js';
+
+/**
+ * Pacing arithmetic, in one room: how long to show "typing", which gap follows a send, how many
+ * sends of an account are written ahead at once, and what the store is asked to reserve. The
+ * reservation itself is `reserveSlots` (rules), done atomically by the store.
+ */
+
+/** Typing presence before a send: proportional to the text, capped; 0 when disabled. */
+export const typingMs = (pacing: Pacing, text: string): number =>
+  pacing.typingMsPerChar > 0 ? Math.min(pacing.typingMaxMs, Math.round(text.length * pacing.typingMsPerChar)) : 0;
+
+/** The gap that follows a send: random within the account's interval. */
+export const drawGap = (pacing: Pacing, random: () => number): number => between(random, pacing.intervalMs.min, pacing.intervalMs.max);
+
+/**
+ * How many of an account's sends go into one write-ahead: the configured group (checkpoints), but
+ * no more than fit in `maxDelayMs` of the account's pacing, so outcomes are not held back long.
+ */
+export function groupSize(pacing: Pacing, checkpoints: { groupSize: number; maxDelayMs: number }): number {
+  if (checkpoints.groupSize <= 1) return 1;
+  const perSend = (pacing.intervalMs.min + pacing.intervalMs.max) / 2 + (pacing.typingMsPerChar > 0 ? pacing.typingMaxMs / 2 : 0);
+  return perSend <= 0 ? checkpoints.groupSize : Math.max(1, Math.min(checkpoints.groupSize, Math.floor(checkpoints.maxDelayMs / perSend)));
+}
+
+/**
+ * The account's window W as the store enforces it: its own `maxInFlight`, widened to the group when
+ * grouped checkpoints write several sends ahead at once (all of them are in doubt after a crash).
+ */
+export const inFlightWindow = (pacing: Pacing, group: number): number => Math.max(pacing.maxInFlight, group);
+
+/**
+ * How many recipients to claim at once for these accounts: with paced accounts, what the accounts
+ * can send within about half a lease (a crash strands few rows); unpaced, big slices, so the store's
+ * round trips stay few.
+ */
+export function claimLimit(pacings: Pacing[], claimSize: number, leaseMs: number): number {
+  const perAccount = pacings.map((p) => {
+    const avg = (p.intervalMs.min + p.intervalMs.max) / 2;
+    return avg <= 0 ? claimSize : Math.max(1, Math.floor(leaseMs / 2 / avg)) * Math.max(1, p.maxInFlight);
+  });
+  return Math.max(1, Math.min(claimSize, perAccount.reduce((s, n) => s + n, 0)));
+}
+
+export interface PlannedSend {
+  recipientId: string;
+  campaignId: string;
+  text: string;
+  attempt: number;
+  gapMs: number;
+  leadMs: number;
+}
+
+/** The store request that writes `sends` ahead through one account, with the cap windows in force at `now`. */
+export function writeAhead(accountId: string, pacing: Pacing, sends: PlannedSend[], window: number, now: number, capTimeZone: string): WriteAhead {
+  return { accountId, maxInFlight: window, ...capWindows(pacing, now, capTimeZone), items: sends };
+}

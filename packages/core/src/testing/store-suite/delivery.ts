@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import type { Suite } from './harness.js';
+import { T0 } from './harness.js';
+
+export function deliveryCases(s: Suite): void {
+  const { rawRows, rawRow, seed, claim, begin, out, record, sendAll, consistent } = s;
+  describe('delivery receipts', () => {
+    it('moves sent -> delivered -> read, ignores repeats and late receipts, and counts unmatched ids', async () => {
+      const rows = await seed({ n: 3 });
+      await sendAll(rows);
+      const first = await s.store.applyStatusUpdates(
+        [
+          { providerMessageId: 'pid-1', status: 'delivered', at: T0 + 10 },
+          { providerMessageId: 'pid-1', status: 'delivered', at: T0 + 11 },
+          { providerMessageId: 'pid-2', status: 'read', at: T0 + 20 },
+          { providerMessageId: 'ghost', status: 'delivered', at: T0 + 20 },
+        ],
+        T0 + 30,
+      );
+      expect(first).toMatchObject({ applied: 2, ignored: 1, unmatched: 1 });
+      expect(first.changed).toEqual([
+        { recipientId: rows[0]!.id, campaignId: 'c1', from: 'sent', to: 'delivered' },
+        { recipientId: rows[1]!.id, campaignId: 'c1', from: 'sent', to: 'read' },
+      ]);
+      expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'delivered', deliveredAt: T0 + 10 });
+      expect(await rawRow(rows[1]!.id)).toMatchObject({ status: 'read', readAt: T0 + 20 });
+      const late = await s.store.applyStatusUpdates(
+        [
+          { providerMessageId: 'pid-2', status: 'delivered', at: T0 + 40 },
+          { providerMessageId: 'pid-1', status: 'sent', at: T0 + 40 },
+          { providerMessageId: 'pid-2', status: 'read', at: T0 + 41 },
+        ],
+        T0 + 50,
+      );
+      expect(late).toMatchObject({ applied: 0, ignored: 3, unmatched: 0, changed: [] });
+      expect((await rawRows()).map((r) => r.status)).toEqual(['delivered', 'read', 'sent']);
+      expect(await rawRow(rows[1]!.id)).toMatchObject({ readAt: T0 + 20 });
+      const { campaign } = await consistent();
+      expect(campaign.counters).toMatchObject({ sent: 1, delivered: 1, read: 1 });
+      expect((await s.raw.batches('c1'))[0]).toMatchObject({ sent: 3 });
+      // Later, it moves on.
+      expect(await s.store.applyStatusUpdates([{ providerMessageId: 'pid-1', status: 'read', at: T0 + 60 }], T0 + 60)).toMatchObject({ applied: 1 });
+    });
+
+    it('applies failed only before delivered', async () => {
+      const rows = await seed({ n: 3 });
+      await sendAll(rows);
+      await s.store.applyStatusUpdates([{ providerMessageId: 'pid-2', status: 'delivered', at: T0 + 1 }], T0 + 1);
+      const result = await s.store.applyStatusUpdates(
+        [
+          { providerMessageId: 'pid-1', status: 'failed', at: T0 + 2, error: '131026: undeliverable' },
+          { providerMessageId: 'pid-2', status: 'failed', at: T0 + 2, error: 'too late' },
+        ],
+        T0 + 3,
+      );
+      expect(result).toMatchObject({ applied: 1, ignored: 1 });
+      expect(result.changed).toEqual([{ recipientId: rows[0]!.id, campaignId: 'c1', from: 'sent', to: 'failed' }]);
+      expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'failed', lastError: '131026: undeliverable' });
+      expect((await rawRow(rows[1]!.id)).status).toBe('delivered');
+      const { campaign } = await consistent();
+      expect(campaign.counters).toMatchObject({ sent: 1, delivered: 1, failed: 1 });
+      expect((await s.raw.batches('c1'))[0]).toMatchObject({ sent: 2, failed: 1 });
+    });
+
+    it('settles unknown rows forward, leaves sending rows to their worker, and counters follow', async () => {
+      const rows = await seed({ n: 3 });
+      await claim('o1');
+      for (const [i, r] of rows.entries()) expect((await begin('o1', r, { pid: `bp-${i}` })).granted).toBe(true);
+      await record('o1', [out(rows[1]!, 'unknown', { error: 'timed out' }), out(rows[2]!, 'unknown', { error: 'timed out' })]);
+      const result = await s.store.applyStatusUpdates(
+        [
+          { providerMessageId: 'bp-0', status: 'delivered', at: T0 + 5 },
+          { providerMessageId: 'bp-1', status: 'read', at: T0 + 6 },
+          { providerMessageId: 'bp-2', status: 'sent', at: T0 + 7 },
+        ],
+        T0 + 8,
+      );
+      expect(result).toMatchObject({ applied: 2, ignored: 1, unmatched: 0 });
+      expect(result.changed).toEqual([
+        { recipientId: rows[1]!.id, campaignId: 'c1', from: 'unknown', to: 'read' },
+        { recipientId: rows[2]!.id, campaignId: 'c1', from: 'unknown', to: 'sent' },
+      ]);
+      expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'sending', leaseOwner: 'o1' });
+      expect(await rawRow(rows[1]!.id)).toMatchObject({ status: 'read', readAt: T0 + 6 });
+      expect(await rawRow(rows[2]!.id)).toMatchObject({ status: 'sent', sentAt: T0 + 7 });
+      // The worker still records its own outcome for the row that was sending.
+      expect((await record('o1', [out(rows[0]!, 'sent', { providerMessageId: 'bp-0' })], T0 + 9))[0]!.applied).toBe(true);
+      const { campaign } = await consistent();
+      expect(campaign.counters).toMatchObject({ sent: 2, read: 1, unknown: 0, sending: 0 });
+      expect((await s.raw.batches('c1'))[0]).toMatchObject({ sent: 3, unknown: 0 });
+    });
+  });
+}

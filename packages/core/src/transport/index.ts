@@ -1,0 +1,13 @@
+/**
+ * @disparo/core/transport: for transport authors. The `Transport` contract, its errors, the one
+ * outbound-message schema, and helpers every provider needs (WhatsApp addresses with every national
+ * variant, abort signals, reading message content).
+ */
+export type * from './contract.js';
+export { outboundMessageSchema, messageText, isPersonMessage, longToNumber, timestampMs, dateMs, sameText, MEDIA_MESSAGE_TYPES, type CheckedOutboundMessage } from './message.js';
+export { phoneFromJid, jidFromPhone, normalizeJid, numberVariants } from './jid.js';
+export { abortReason, throwIfAborted, raceAbort, isAbortOf } from './abort.js';
+export { TransportError, WebhookError, ValidationError, DisparoError, type AccountStopReason, type TransportErrorKind, type TransportErrorOptions } from '../errors.js';
+export { systemClock, startTimer, type Clock } from '../clock.js';
+export type { ConnectionState, MediaSpec } from '../domain/types.js';
+export { SimulatorTransport, createSimulatorTransport, type SimulatorOptions, type SimulatorScriptedFailure, type SimulatorSendRecord } from './simulator/simulator.js';
