@@ -25,7 +25,9 @@ export class DisparoError extends Error {
   readonly code: ErrorCode;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
+    // defineProperty, not assignment: assigning `name` throws where built-in prototypes are frozen
+    // (n8n's secure Code-node sandbox), because Error.prototype.name is then read-only.
+    Object.defineProperty(this, 'name', { value: new.target.name, enumerable: false, writable: true, configurable: true });
     this.code = (new.target as unknown as { code: ErrorCode }).code;
   }
 

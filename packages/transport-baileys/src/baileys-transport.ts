@@ -6,6 +6,7 @@ import {
   type AccountStopReason,
   type ConnectionState,
   type LookupQuery,
+  type LookupResult,
   type NumberCheck,
   type OutboundMessage,
   type SendOptions,
@@ -13,11 +14,16 @@ import {
   type Transport,
   type TransportEvent,
   type TransportEventListener,
-} from '@disparo/core';
+  outboundMessageSchema,
+  raceAbort,
+  jidFromPhone,
+  normalizeJid,
+  numberVariants,
+  phoneFromJid,
+} from '@disparo/core/transport';
 import type { AnyMessageContent, BaileysEventMap } from 'baileys';
 import { classifyBaileysError, type Operation } from './classify.js';
 import { mapConnectionUpdate, mapMessageCapping, mapMessagesUpdate, mapMessagesUpsert, type HoldChange, type MapContext } from './events.js';
-import { jidFromPhone, normalizeJid, numberVariants, phoneFromJid } from './jid.js';
 import { messageIdFor } from './message-id.js';
 import { parseOptions, socketSchema, typingMsFor, type BaileysTransportOptions, type ResolvedOptions } from './options.js';
 import type { BaileysSocket } from './types.js';
@@ -28,7 +34,7 @@ export interface BaileysTransport extends Transport {
   send(message: OutboundMessage, options?: SendOptions): Promise<SendResult>;
   connectionState(): Promise<ConnectionState>;
   checkNumbers(phones: string[]): Promise<NumberCheck[]>;
-  lookup(query: LookupQuery): Promise<SendResult | null>;
+  lookup(query: LookupQuery): Promise<LookupResult>;
   subscribe(listener: TransportEventListener): () => void;
   typing(to: string, ms: number, options?: SendOptions): Promise<void>;
   /**
@@ -42,24 +48,7 @@ export interface BaileysTransport extends Transport {
   close(): Promise<void>;
 }
 
-const outboundSchema = z
-  .object({
-    to: z.string().regex(/^(\d{6,20}|[^@\s]+@(s\.whatsapp\.net|c\.us|g\.us|lid|broadcast|newsletter))$/, 'must be E.164 digits without + (or a WhatsApp JID)'),
-    text: z.string(),
-    media: z
-      .object({
-        url: z.string().min(1),
-        type: z.enum(['image', 'video', 'document', 'audio']),
-        mimeType: z.string().min(1).nullish(),
-        fileName: z.string().min(1).nullish(),
-      })
-      .nullish(),
-    idempotencyKey: z.string().min(1),
-  })
-  .refine((m) => m.media || m.text.trim().length > 0, { message: 'text is required when there is no media', path: ['text'] })
-  .refine((m) => m.media?.type !== 'audio' || m.text.trim().length === 0, { message: 'an audio message cannot carry text (WhatsApp has no audio caption)', path: ['text'] });
-
-type Outbound = z.output<typeof outboundSchema>;
+type Outbound = z.output<typeof outboundMessageSchema>;
 
 const phonesSchema = z.array(z.string().regex(/^\d{6,20}$/, 'must be E.164 digits without +'));
 
@@ -89,25 +78,6 @@ export function messageContent(message: {
   }
 }
 
-/** Settle like `promise`, or reject with the signal's reason when it aborts first. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
 
 interface Seen {
   remoteJid: string;
@@ -286,7 +256,7 @@ export function createBaileysTransport(options: BaileysTransportOptions): Bailey
     async send(message, sendOptions = {}) {
       const signal = sendOptions.signal;
       if (signal?.aborted) throw signal.reason;
-      const checked = outboundSchema.safeParse(message);
+      const checked = outboundMessageSchema.safeParse(message);
       if (!checked.success) {
         const error = ValidationError.fromZod('outbound message', checked.error);
         throw new TransportError('permanent', `${where()}: ${error.message}`, { cause: error });
@@ -378,8 +348,11 @@ export function createBaileysTransport(options: BaileysTransportOptions): Bailey
       }
       const id = messageIdFor(key);
       const hit = seen.get(id);
-      if (hit) return { providerMessageId: id, acceptedAt: hit.at, remoteJid: hit.remoteJid };
-      if (!o.getMessage) return null;
+      if (hit) return { status: 'found', sent: { providerMessageId: id, acceptedAt: hit.at, remoteJid: hit.remoteJid } };
+      // Not seen by this socket, nor (below) in the host's store: that proves nothing. The process that
+      // sent it may have died before the socket or the store recorded it.
+      const cannotTell = (why: string): LookupResult => ({ status: 'unknown', reason: why });
+      if (!o.getMessage) return cannotTell('this socket did not see it leave, and no getMessage store was given');
       const to = query.message.to;
       const jids = to.includes('@') ? [to] : [...new Set([knownJid(to), ...numberVariants(to).map(jidFromPhone)].filter((j): j is string => typeof j === 'string'))];
       for (const remoteJid of jids) {
@@ -392,10 +365,10 @@ export function createBaileysTransport(options: BaileysTransportOptions): Bailey
         if (stored) {
           const acceptedAt = Number.isFinite(query.since) ? query.since : clock.now();
           remember(id, remoteJid, acceptedAt);
-          return { providerMessageId: id, acceptedAt, remoteJid: normalizeJid(remoteJid) };
+          return { status: 'found', sent: { providerMessageId: id, acceptedAt, remoteJid: normalizeJid(remoteJid) } };
         }
       }
-      return null;
+      return cannotTell('neither this socket nor the getMessage store has it');
     },
 
     subscribe(listener) {

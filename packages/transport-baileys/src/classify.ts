@@ -1,4 +1,4 @@
-import { TransportError, type AccountStopReason, type TransportErrorKind } from '@disparo/core';
+import { TransportError, type AccountStopReason, type TransportErrorKind } from '@disparo/core/transport';
 
 /**
  * Baileys `DisconnectReason` values, re-declared so that nothing of `baileys` loads at run time

@@ -1,8 +1,6 @@
-import type { AccountStopReason, ConnectionState, TransportEvent } from '@disparo/core';
+import { dateMs, isPersonMessage, longToNumber, messageText, phoneFromJid, timestampMs, type AccountStopReason, type ConnectionState, type TransportEvent } from '@disparo/core/transport';
 import type { BaileysEventMap, WAMessage, WAMessageUpdate } from 'baileys';
 import { disconnectCode, stopReasonForCode, boomInfo } from './classify.js';
-import { phoneFromJid } from './jid.js';
-import { dateMs, isPersonMessage, longToNumber, messageText, timestampMs } from './message-content.js';
 
 /**
  * `proto.WebMessageInfo.Status`, re-declared (no runtime import of baileys):

@@ -6,4 +6,5 @@ export { messageIdFor, MESSAGE_ID_PATTERN } from './message-id.js';
 export { classifyBaileysError, disconnectCode, stopReasonForCode, DISCONNECT_REASON, STOP_CODES, TRANSIENT_CLOSE_CODES } from './classify.js';
 export type { ClassifyOptions, Operation } from './classify.js';
 export { mapConnectionUpdate, mapMessagesUpdate, mapMessagesUpsert, mapMessageCapping, MESSAGE_STATUS, SERVER_ERROR } from './events.js';
-export { phoneFromJid, jidFromPhone, numberVariants } from './jid.js';
+/** Shared with every transport; kept here for existing imports. */
+export { phoneFromJid, jidFromPhone, numberVariants } from '@disparo/core/transport';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError, type Clock, type OutboundMessage } from '@disparo/core';
+import { ValidationError, type Clock, type OutboundMessage } from '@disparo/core/transport';
 import type { WAMessageKey, proto } from 'baileys';
 import type { BaileysSocket } from './types.js';
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createEngine, createMemoryStore, seededRandom, silentLogger, type Engine, type EngineEvents, type MemoryStore } from '@disparo/core';
+import { createEngine, createMemoryStore, silentLogger, type Engine, type EngineEvents, type MemoryStore } from '@disparo/core';
+import { seededRandom } from '@disparo/core/testing';
 import { VirtualClock } from '@disparo/core/testing';
 import { createBaileysTransport, messageIdFor, type BaileysTransport } from '../src/index.js';
 import { FakeWhatsApp } from './fake-whatsapp.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { TransportEvent } from '@disparo/core';
+import type { TransportEvent } from '@disparo/core/transport';
 import type { NewChatMessageCappingStatusType } from 'baileys';
 import { VirtualClock } from '@disparo/core/testing';
 import { createBaileysTransport, messageIdFor } from '../src/index.js';

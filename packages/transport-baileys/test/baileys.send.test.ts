@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TransportError, ValidationError, type OutboundMessage } from '@disparo/core';
+import { TransportError, ValidationError, type OutboundMessage } from '@disparo/core/transport';
 import { VirtualClock } from '@disparo/core/testing';
 import { classifyBaileysError, createBaileysTransport, messageIdFor, type BaileysTransportOptions } from '../src/index.js';
 import { FakeWhatsApp } from './fake-whatsapp.js';
@@ -217,11 +217,11 @@ describe('lookup', () => {
     expect((await rejection(transport.send(m))).kind).toBe('ambiguous');
     await new Promise((r) => setImmediate(r));
     expect(await transport.lookup({ message: m, since: clock.now() - 1_000 })).toEqual({
-      providerMessageId: messageIdFor(m.idempotencyKey),
-      acceptedAt: clock.now(),
-      remoteJid: '5511999990001@s.whatsapp.net',
+      status: 'found',
+      sent: { providerMessageId: messageIdFor(m.idempotencyKey), acceptedAt: clock.now(), remoteJid: '5511999990001@s.whatsapp.net' },
     });
-    expect(await transport.lookup({ message: message(), since: 0 })).toBeNull();
+    // Not seen by this socket proves nothing: an earlier process may have sent it.
+    expect(await transport.lookup({ message: message(), since: 0 })).toMatchObject({ status: 'unknown' });
   });
 
   it('asks the host store (getMessage) for messages an earlier process sent', async () => {
@@ -237,9 +237,9 @@ describe('lookup', () => {
     const id = messageIdFor(m.idempotencyKey);
     // Sent earlier to the canonical (8-digit) jid by a process that crashed.
     stored.set(`551187654321@s.whatsapp.net/${id}`, { conversation: m.text });
-    expect(await transport.lookup({ message: m, since: 1_000 })).toEqual({ providerMessageId: id, acceptedAt: 1_000, remoteJid: '551187654321@s.whatsapp.net' });
+    expect(await transport.lookup({ message: m, since: 1_000 })).toEqual({ status: 'found', sent: { providerMessageId: id, acceptedAt: 1_000, remoteJid: '551187654321@s.whatsapp.net' } });
     expect(asked).toEqual([`5511987654321@s.whatsapp.net/${id}/true`, `551187654321@s.whatsapp.net/${id}/true`]);
-    expect(await transport.lookup({ message: message(), since: 1_000 })).toBeNull();
+    expect(await transport.lookup({ message: message(), since: 1_000 })).toMatchObject({ status: 'unknown' });
   });
 });
 
@@ -266,5 +266,18 @@ describe('options', () => {
     const opened = Object.assign(fake.socket(), { ws: { isOpen: true } });
     expect(await createBaileysTransport({ socket: opened }).connectionState()).toBe('open');
     expect(await createBaileysTransport({ socket: fake.socket() }).connectionState()).toBe('unknown');
+  });
+
+  it.each([
+    ['Mexico, with the 1 after 52', '5215512345678', '525512345678@s.whatsapp.net'],
+    ['Argentina, with the 9 after 54', '5491123456789', '541123456789@s.whatsapp.net'],
+    ['Brazil, with the ninth digit', '5511987654321', '551187654321@s.whatsapp.net'],
+  ])('finds a message stored under the other form of a mobile number (%s)', async (_, to, storedJid) => {
+    const stored = new Map<string, { conversation: string }>();
+    const { transport } = setup({ getMessage: async (key) => stored.get(`${key.remoteJid}/${key.id}`) });
+    const m = message({ to });
+    const id = messageIdFor(m.idempotencyKey);
+    stored.set(`${storedJid}/${id}`, { conversation: m.text });
+    expect(await transport.lookup({ message: m, since: 1_000 })).toEqual({ status: 'found', sent: { providerMessageId: id, acceptedAt: 1_000, remoteJid: storedJid } });
   });
 });

@@ -1,4 +1,4 @@
-import type { TransportErrorKind } from '@disparo/core';
+import type { TransportErrorKind } from '@disparo/core/transport';
 import type { TransportHarness } from '@disparo/core/testing';
 import { createBaileysTransport, type BaileysTransport, type BaileysTransportOptions } from '../src/index.js';
 import { FakeWhatsApp } from './fake-whatsapp.js';

@@ -4,17 +4,17 @@ import {
   ValidationError,
   type ConnectionState,
   type LookupQuery,
+  type LookupResult,
   type NumberCheck,
   type OutboundMessage,
   type SendOptions,
   type SendResult,
   type Transport,
   type TransportEvent,
-} from '@disparo/core';
+} from '@disparo/core/transport';
 import { classifyEvolutionError, type Operation } from './classify.js';
 import { request, type HttpCall, type HttpClient, type HttpResult } from './http.js';
-import { jidFromPhone, normalizeJid, numberVariants, phoneFromJid } from './jid.js';
-import { MEDIA_MESSAGE_TYPES, messageText, sameText, timestampMs } from './message-content.js';
+import { MEDIA_MESSAGE_TYPES, jidFromPhone, messageText, normalizeJid, numberVariants, outboundMessageSchema, phoneFromJid, sameText, timestampMs } from '@disparo/core/transport';
 import { connectionSchema, optionsSchema, parseOptions, type EvolutionConnectionOptions, type EvolutionTransportOptions, type ResolvedOptions } from './options.js';
 import { parseEvolutionWebhook, type SentRecord } from './webhook.js';
 import { verifyWebhookAuth, type WebhookHeaders } from './webhook-auth.js';
@@ -27,7 +27,7 @@ export interface EvolutionTransport extends Transport {
   send(message: OutboundMessage, options?: SendOptions): Promise<SendResult>;
   connectionState(): Promise<ConnectionState>;
   checkNumbers(phones: string[]): Promise<NumberCheck[]>;
-  lookup(query: LookupQuery): Promise<SendResult | null>;
+  lookup(query: LookupQuery): Promise<LookupResult>;
   parseWebhook(body: unknown, headers?: WebhookHeaders | Headers): TransportEvent[];
   typing(to: string, ms: number, options?: SendOptions): Promise<void>;
   /**
@@ -45,22 +45,6 @@ const LOOKUP_PAGE_SIZE = 50;
 const LOOKUP_MAX_PAGES = 4;
 /** Outgoing messages remembered from `send.message` webhooks for `lookup`. */
 const SENT_MEMORY = 1_000;
-
-const outboundSchema = z
-  .object({
-    to: z.string().regex(/^(\d{6,20}|[^@\s]+@(s\.whatsapp\.net|c\.us|g\.us|lid|broadcast))$/, 'must be E.164 digits without + (or a WhatsApp JID)'),
-    text: z.string(),
-    media: z
-      .object({
-        url: z.string().min(1),
-        type: z.enum(['image', 'video', 'document', 'audio']),
-        mimeType: z.string().min(1).nullish(),
-        fileName: z.string().min(1).nullish(),
-      })
-      .nullish(),
-    idempotencyKey: z.string(),
-  })
-  .refine((m) => m.media || m.text.trim().length > 0, { message: 'text is required when there is no media', path: ['text'] });
 
 const sendResponseSchema = z.object({
   key: z.object({ id: z.string().min(1), remoteJid: z.string().min(1) }),
@@ -183,7 +167,7 @@ export function createEvolutionTransport(options: EvolutionTransportOptions): Ev
     instance: o.instance,
 
     async send(message, sendOptions = {}) {
-      const checked = outboundSchema.safeParse(message);
+      const checked = outboundMessageSchema.safeParse(message);
       if (!checked.success) {
         const error = ValidationError.fromZod('outbound message', checked.error);
         throw new TransportError('permanent', `[evolution] ${o.instance}: ${error.message}`, { cause: error });
@@ -275,7 +259,7 @@ export function createEvolutionTransport(options: EvolutionTransportOptions): Ev
       for (const record of sent.values()) {
         if (jids.includes(record.remoteJid) && record.at >= from && matches(message, record)) consider(record.providerMessageId, record.remoteJid, record.at);
       }
-      if (best) return best;
+      if (best) return { status: 'found', sent: best };
 
       // Evolution's message store: own messages to that chat in the window (CONTRACTS.md 1.11 b).
       for (const jid of jids) {
@@ -302,9 +286,16 @@ export function createEvolutionTransport(options: EvolutionTransportOptions): Ev
           }
           if (records.length < LOOKUP_PAGE_SIZE || (typeof pages === 'number' && page >= pages)) break;
         }
-        if (best) return best;
+        if (best) return { status: 'found', sent: best };
       }
-      return null;
+      // Finding nothing proves the message never left only when this instance stores what it sends.
+      return o.storesMessages
+        ? { status: 'absent' }
+        : {
+            status: 'unknown',
+            reason:
+              "Evolution's findMessages only finds messages the instance stores (DATABASE_SAVE_DATA_NEW_MESSAGE=true); set storesMessages: true on the transport when yours does",
+          };
     },
 
     parseWebhook(body, headers = {}) {

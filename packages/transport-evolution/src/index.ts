@@ -9,4 +9,5 @@ export { parseEvolutionWebhook, evolutionWebhookInstance, stopReasonForCode } fr
 export type { ParsedWebhook, SentRecord } from './webhook.js';
 export { verifyWebhookAuth, verifyHs256Jwt, createEvolutionWebhookJwt, JWT_LEEWAY_SECONDS } from './webhook-auth.js';
 export type { WebhookHeaders } from './webhook-auth.js';
-export { phoneFromJid, numberVariants } from './jid.js';
+/** Shared with every transport; kept here for existing imports. */
+export { phoneFromJid, numberVariants } from '@disparo/core/transport';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError, type OutboundMessage } from '@disparo/core';
+import { ValidationError, type OutboundMessage } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
 import { DEFAULT_SECRET_HEADER } from './webhook-set.js';
 
@@ -47,6 +47,13 @@ export const optionsSchema = connectionSchema
     linkPreview: z.boolean().optional(),
     /** Back-off for WhatsApp's `rate-overlimit` when no Retry-After hint came (CONTRACTS.md: minutes). */
     rateLimitBackoffMs: z.number().int().positive().default(300_000),
+    /**
+     * Whether this Evolution instance stores the messages it sends (`DATABASE_SAVE_DATA_NEW_MESSAGE=true`,
+     * the default of Evolution's docker image is false). Only then does a `lookup` that finds nothing prove
+     * a message in doubt never left, so it may be sent again; otherwise the campaign's `inDoubt` policy
+     * decides (at-most-once: never resent). Default false.
+     */
+    storesMessages: z.boolean().default(false),
     /** How far either side of the attempt `lookup` searches, for clock skew between us and Evolution. */
     lookupSkewMs: z.number().int().min(0).default(120_000),
     /** Clock for webhook `at` times and JWT expiry; defaults to Date.now. */

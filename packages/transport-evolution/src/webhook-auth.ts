@@ -1,5 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { WebhookError } from '@disparo/core';
+import { WebhookError } from '@disparo/core/transport';
 
 export type WebhookHeaders = Record<string, string | string[] | undefined>;
 

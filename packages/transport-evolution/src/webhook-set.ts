@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '@disparo/core';
+import { ValidationError } from '@disparo/core/transport';
 
 /** Every event name `POST /webhook/set` accepts (Evolution v2.3.6, `EventController.events`). */
 export const EVOLUTION_WEBHOOK_EVENTS = [

@@ -1,7 +1,5 @@
 import { z } from 'zod';
-import { WebhookError, type AccountStopReason, type TransportEvent } from '@disparo/core';
-import { normalizeJid, phoneFromJid } from './jid.js';
-import { messageText, timestampMs } from './message-content.js';
+import { WebhookError, messageText, normalizeJid, phoneFromJid, timestampMs, type AccountStopReason, type TransportEvent } from '@disparo/core/transport';
 
 /** A message Evolution reported as sent by this instance (`send.message`), kept for `lookup`. */
 export interface SentRecord {

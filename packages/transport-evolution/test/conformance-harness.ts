@@ -1,4 +1,4 @@
-import type { Transport, TransportErrorKind } from '@disparo/core';
+import type { Transport, TransportErrorKind } from '@disparo/core/transport';
 import { envelope, FakeEvolution, type Reply } from './fake-evolution.js';
 import { fixture } from './fixtures.js';
 import { transportFor } from './helpers.js';
@@ -22,6 +22,7 @@ type Headers = Record<string, string | string[] | undefined>;
 /** The harness shape of core's `describeTransport` (`TransportHarness` in @disparo/core/testing). */
 export interface EvolutionHarness {
   transport: Transport;
+  lookupProvesAbsence: boolean;
   script: {
     failNext(kind: TransportErrorKind): void;
     markNotOnWhatsApp(phone: string): void;
@@ -39,11 +40,13 @@ export interface EvolutionHarness {
 /** The real transport against a fresh fake Evolution server, with the scripting hooks core's suite uses. */
 export async function evolutionHarness(): Promise<EvolutionHarness> {
   const fake = await FakeEvolution.start();
-  const transport = transportFor(fake, { timeoutMs: 2_000, rateLimitBackoffMs: 1_000, webhook: { jwtKey: HARNESS_JWT_KEY } });
+  // The fake instance stores what it sends, so its lookup may prove a message never left.
+  const transport = transportFor(fake, { timeoutMs: 2_000, rateLimitBackoffMs: 1_000, storesMessages: true, webhook: { jwtKey: HARNESS_JWT_KEY } });
   const signed = (): Headers => ({ authorization: `Bearer ${fake.signJwt(HARNESS_JWT_KEY)}` });
   return {
     transport,
     fake,
+    lookupProvesAbsence: true,
     script: {
       failNext: (kind) => void fake.next('send', FAIL_REPLY[kind]),
       markNotOnWhatsApp: (phone) => void fake.notOnWhatsApp.add(phone),

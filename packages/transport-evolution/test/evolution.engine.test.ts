@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createEngine, createMemoryStore, silentLogger, type Engine } from '@disparo/core';
+import { createEngine, createMemoryStore, silentLogger, type Engine, type StateStore } from '@disparo/core';
 import { createEvolutionWebhookJwt, type EvolutionTransport } from '@disparo/transport-evolution';
 import { FakeEvolution } from './fake-evolution.js';
 import { fixture } from './fixtures.js';
@@ -67,5 +67,45 @@ describe('engine + Evolution transport', () => {
     expect(progress.counters.read).toBe(1);
 
     await expect(engine.handleWebhook('loja', update, {})).rejects.toMatchObject({ code: 'WEBHOOK', reason: 'unsigned' });
+  });
+
+  it('on an instance that stores nothing, a send left in doubt by a dead worker becomes unknown (at-most-once) and is never sent again', async () => {
+    fake.savesSentMessages = false;
+    const store = createMemoryStore();
+    // Worker A dies mid-send: its message reaches Evolution and WhatsApp, the answer never comes back,
+    // and from then on its database connection answers nothing (a killed process).
+    let dead = false;
+    const deadStore = new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => (dead ? new Promise(() => {}) : value.apply(target, args));
+      },
+    }) as StateStore;
+    const pacing = { intervalMs: { min: 0, max: 0 } };
+    const a = createEngine({ store: deadStore, logger: silentLogger, leaseMs: 1_000, accounts: [{ id: 'loja', transport: transportFor(fake, { timeoutMs: 60_000 }), pacing }] });
+    const campaign = await a.createCampaign({ name: 'promo', template: 'Olá {{name|cliente}}', accountIds: ['loja'], batchPauseMs: { min: 0, max: 0 } });
+    const phones = ['5511999990201', '5511999990202', '5511999990203'];
+    await a.addRecipients(campaign.id, phones.map((phone) => ({ phone })));
+    await a.start(campaign.id);
+    fake.next('send', { sendFirst: true, hold: true });
+    void a.step({ campaignId: campaign.id, budgetMs: 60_000 });
+    while (fake.stored.length === 0) await new Promise((res) => setTimeout(res, 5));
+    dead = true;
+
+    // Worker B, a new process: after A's lease expires, recovery asks Evolution, which finds nothing.
+    const b = createEngine({ store, logger: silentLogger, leaseMs: 1_000, accounts: [{ id: 'loja', transport: transportFor(fake, { timeoutMs: 1_000 }), pacing }] });
+    const unknown: string[] = [];
+    b.on('message:unknown', (e) => unknown.push(e.phone));
+    await new Promise((res) => setTimeout(res, 1_100));
+    engine = b;
+    await drive(campaign.id);
+
+    expect(fake.calls('findMessages').length).toBeGreaterThan(0);
+    expect(unknown).toEqual([phones[0]]);
+    const perPhone = new Map<string, number>();
+    for (const s of fake.stored) perPhone.set(s.number, (perPhone.get(s.number) ?? 0) + 1);
+    expect(Object.fromEntries(perPhone)).toEqual({ [phones[0]!]: 1, [phones[1]!]: 1, [phones[2]!]: 1 });
+    expect((await b.progress(campaign.id)).counters).toMatchObject({ total: 3, sent: 2, unknown: 1, pending: 0, sending: 0 });
   });
 });

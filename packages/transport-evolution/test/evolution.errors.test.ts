@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TransportError } from '@disparo/core';
+import { TransportError } from '@disparo/core/transport';
 import { classifyEvolutionError, createEvolutionTransport } from '@disparo/transport-evolution';
 import { envelope, FakeEvolution, type Reply } from './fake-evolution.js';
 import { fixture, fixtureNames } from './fixtures.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '@disparo/core';
+import { ValidationError } from '@disparo/core/transport';
 import { createEvolutionTransport, webhookSetRequest } from '@disparo/transport-evolution';
 
 const valid = { baseUrl: 'https://evolution.example.com/', apiKey: 'k', instance: 'campaign-01' };
@@ -31,8 +31,8 @@ describe('createEvolutionTransport options', () => {
     [{ ...valid, fetch: 'nope' }, 'fetch'],
     [{ ...valid, delayMs: -1 }, 'delayMs'],
     [{ ...valid, webhook: { jwtKey: '' } }, 'webhook.jwtKey'],
-    [{ ...valid, webhook: { secrett: 'x' } }, 'webhook'],
-    [{ ...valid, unknownOption: true }, '(root)'],
+    [{ ...valid, webhook: { secrett: 'x' } }, 'webhook.secrett'],
+    [{ ...valid, unknownOption: true }, 'unknownOption'],
   ])('rejects %o naming %s', (options, field) => {
     const error = validationError(() => createEvolutionTransport(options as never));
     expect(error.field).toBe(field);

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { WebhookError, type TransportEvent } from '@disparo/core';
+import { WebhookError, type TransportEvent } from '@disparo/core/transport';
 import {
   createEvolutionTransport,
   createEvolutionWebhookJwt,

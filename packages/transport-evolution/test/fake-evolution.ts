@@ -95,6 +95,11 @@ export class FakeEvolution {
   readonly requests: RecordedRequest[] = [];
   /** Messages "WhatsApp" accepted (and Evolution stored), oldest first. */
   readonly stored: StoredMessage[] = [];
+  /**
+   * Whether the instance keeps what it sends in its database (`DATABASE_SAVE_DATA_NEW_MESSAGE`).
+   * When false, `findMessages` finds no sent message, as on an instance that stores nothing.
+   */
+  savesSentMessages = true;
   readonly presences: Array<{ number: string; presence: string; delay: number }> = [];
   /** Webhooks this fake delivered: what it posted and what the receiver answered. */
   readonly deliveries: Array<{ event: string; status: number }> = [];
@@ -366,7 +371,7 @@ export class FakeEvolution {
         // fetchMessages in Evolution's channel.service.ts: key filters, both time bounds via new Date(x), newest first.
         const where = isRecord(b.where) ? b.where : {};
         const key = isRecord(where.key) ? where.key : {};
-        let rows = this.stored.filter((s) => (!key.id || s.id === key.id) && (!key.fromMe || s.fromMe === key.fromMe) && (!key.remoteJid || s.remoteJid === key.remoteJid));
+        let rows = this.stored.filter((s) => (this.savesSentMessages || !s.fromMe) && (!key.id || s.id === key.id) && (!key.fromMe || s.fromMe === key.fromMe) && (!key.remoteJid || s.remoteJid === key.remoteJid));
         const ts = isRecord(where.messageTimestamp) ? where.messageTimestamp : null;
         if (ts?.gte && ts?.lte) {
           const gte = Math.floor(new Date(ts.gte).getTime() / 1000);

@@ -1,4 +1,4 @@
-import { TransportError, type OutboundMessage } from '@disparo/core';
+import { TransportError, type OutboundMessage } from '@disparo/core/transport';
 import { createEvolutionTransport, type EvolutionTransportOptions } from '@disparo/transport-evolution';
 import type { FakeEvolution } from './fake-evolution.js';
 

@@ -73,13 +73,26 @@ function offsetAt(at: number, timeZone: string): number {
 
 /**
  * The instant at which the wall clock in `timeZone` reads `minutes` past midnight on `date`. Two
- * offset lookups settle it across a DST change; a wall time skipped by a spring-forward lands just
- * after the gap.
+ * offset lookups settle it across a DST change; a wall time read twice (fall back) gives the first;
+ * a wall time skipped by a spring-forward gives the first minute after the gap.
  */
 export function zonedInstant(date: LocalDate, minutes: number, timeZone: string): number {
   const wall = Date.UTC(date.year, date.month - 1, date.day) + minutes * MINUTE;
   const first = wall - offsetAt(wall, timeZone);
-  return wall - offsetAt(first, timeZone);
+  const second = wall - offsetAt(first, timeZone);
+  const reads = (at: number) => {
+    const t = localTime(at, timeZone);
+    return t.year === date.year && t.month === date.month && t.day === date.day && t.hour * 60 + t.minute === minutes;
+  };
+  const exact = [first, second].filter(reads);
+  if (exact.length > 0) return Math.min(...exact);
+  // In a spring-forward gap: walk to the first minute the wall clock reaches (a few hours at most).
+  let at = Math.min(first, second) - (((Math.min(first, second) % MINUTE) + MINUTE) % MINUTE);
+  for (let i = 0; i < 6 * 60; i++, at += MINUTE) {
+    const t = localTime(at, timeZone);
+    if (Date.UTC(t.year, t.month - 1, t.day) + (t.hour * 60 + t.minute) * MINUTE >= wall) return at;
+  }
+  return first;
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');
