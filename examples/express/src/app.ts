@@ -2,8 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { DisparoError, type Engine, type ValidationError, type TransportError, type WebhookError } from '@disparo/core';
-import { csvRecipients } from './csv.js';
+import type { Engine } from '@disparo/core';
+import { readCsvRecipients, UnsupportedCharsetError } from './csv.js';
+import { errorReply, HttpError } from './errors.js';
 
 export interface AppOptions {
   engine: Engine;
@@ -12,6 +13,9 @@ export interface AppOptions {
   /** How often the live page gets fresh numbers. */
   pushIntervalMs?: number;
 }
+
+/** Content types read as CSV by `POST /api/campaigns/:id/recipients` (streamed, never buffered whole). */
+const CSV_TYPES = ['text/csv', 'text/plain', 'application/csv'];
 
 const page = readFileSync(new URL('../public/index.html', import.meta.url), 'utf8');
 
@@ -48,10 +52,11 @@ export function createApp({ engine, apiKey, pushIntervalMs = 500 }: AppOptions):
     }
   });
 
+  app.use('/webhooks', notFound);
+
   const api = express.Router();
   api.use(auth);
   api.use(express.json({ limit: '20mb' }));
-  api.use(express.text({ type: ['text/csv', 'text/plain'], limit: '50mb' }));
 
   const route = (fn: (req: Request, res: Response) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
     fn(req, res).then((body) => body !== undefined && res.json(body), next);
@@ -76,18 +81,11 @@ export function createApp({ engine, apiKey, pushIntervalMs = 500 }: AppOptions):
   api.get('/campaigns/:id/batches', route(async (req) => (await engine.progress(id(req))).batches));
   api.post(
     '/campaigns/:id/recipients',
-    route(async (req, res) => {
-      let recipients: unknown;
-      if (typeof req.body === 'string') {
-        const parsed = csvRecipients(req.body);
-        if (parsed.error) {
-          res.status(400);
-          return { error: 'VALIDATION', message: `Invalid CSV: ${parsed.error}` };
-        }
-        recipients = parsed.recipients;
-      } else {
-        recipients = Array.isArray(req.body) ? req.body : req.body?.recipients;
-      }
+    route(async (req) => {
+      const kind = req.is(['application/json', ...CSV_TYPES]);
+      if (kind === false) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `Send recipients as JSON (content-type: application/json) or CSV (content-type: text/csv), not ${req.get('content-type')}.`);
+      if (kind && kind !== 'application/json') return importCsv(engine, id(req), req);
+      const recipients: unknown = Array.isArray(req.body) ? req.body : req.body?.recipients;
       return engine.addRecipients(id(req), recipients as never);
     }),
   );
@@ -123,40 +121,44 @@ export function createApp({ engine, apiKey, pushIntervalMs = 500 }: AppOptions):
     });
   });
 
+  api.use(notFound);
   app.use('/api', api);
 
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (error instanceof SyntaxError && 'body' in error) {
-      res.status(400).json({ error: 'VALIDATION', message: `Malformed JSON body: ${error.message}` });
+  // The one error mapper: every failure under /api and /webhooks is answered in JSON (see errors.ts).
+  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error); // an event stream already under way: Express closes the connection
       return;
     }
-    if (DisparoError.isInstance(error)) {
-      const status = statusOf(error);
-      res.status(status).json({ error: error.code, message: error.message, ...('issues' in error ? { issues: (error as ValidationError).issues } : {}) });
-      return;
-    }
-    console.error(error);
-    res.status(500).json({ error: 'INTERNAL', message: 'Unexpected error; see the server log.' });
+    const reply = errorReply(error);
+    if (reply.unexpected) console.error(error);
+    res.status(reply.status).json(reply.body);
   });
   return app;
 }
 
-function statusOf(error: DisparoError): number {
-  switch (error.code) {
-    case 'VALIDATION':
-      return 400;
-    case 'NOT_FOUND':
-      return 404;
-    case 'INVALID_TRANSITION':
-    case 'CONFLICT':
-      return 409;
-    case 'WEBHOOK':
-      return (error as WebhookError).reason === 'malformed' ? 400 : 401;
-    case 'TRANSPORT':
-      return (error as TransportError).kind === 'rate_limited' ? 429 : 502;
-    case 'SHUTDOWN':
-      return 503;
-    default:
-      return 500;
+/** Unknown routes answer JSON, not Express's HTML page; an empty path segment (`/campaigns//start`) is named. */
+function notFound(req: Request, _res: Response, next: NextFunction) {
+  const path = req.originalUrl.split('?')[0]!;
+  const hint = path.includes('//') ? ' An id in the path is empty.' : ' See the API table in the README.';
+  next(new HttpError(404, 'NOT_FOUND', `No route ${req.method} ${path}.${hint}`));
+}
+
+/**
+ * A CSV body, streamed from the socket through the decoder and the parser into the import: the file is
+ * never held whole in memory. The answer is the import's counts plus what the reader found (`csv`).
+ */
+async function importCsv(engine: Engine, campaignId: string, req: Request) {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(req.get('content-type') ?? '')?.[1];
+  try {
+    const csv = readCsvRecipients(req.iterator({ destroyOnReturn: false }), { charset });
+    const result = await engine.addRecipients(campaignId, csv.recipients);
+    return { ...result, csv: csv.report };
+  } catch (error) {
+    if (error instanceof UnsupportedCharsetError) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', error.message);
+    throw error;
+  } finally {
+    // Stopped early (a bad line, an unknown campaign): read the rest so the client gets our answer.
+    if (!req.readableEnded) req.resume();
   }
 }
