@@ -161,7 +161,7 @@ export class FakeGraph {
   pairRate: { burst: number; intervalMs: number } | null = { burst: 3, intervalMs: 6_000 };
   webhook: WebhookTarget | null = null;
   private readonly pairBuckets = new Map<string, { tokens: number; at: number }>();
-  private readonly queue: Reply[] = [];
+  private readonly queues: Record<'send' | 'phoneNumber', Reply[]> = { send: [], phoneNumber: [] };
   private readonly sockets = new Set<Socket>();
   private readonly server: Server;
   private pending: Pending[] = [];
@@ -218,9 +218,9 @@ export class FakeGraph {
     return this.numbers.keys().next().value!;
   }
 
-  /** Queue the next send's reply (FIFO). */
-  next(reply: Reply): this {
-    this.queue.push(reply);
+  /** Queue the next reply of a route (FIFO): `send` (POST …/messages) or `phoneNumber` (GET, health). */
+  next(reply: Reply, route: 'send' | 'phoneNumber' = 'send'): this {
+    this.queues[route].push(reply);
     return this;
   }
 
@@ -354,7 +354,7 @@ export class FakeGraph {
     const m = /^\/(v\d+\.\d+)\/(\d+)(\/messages)?$/.exec(url.pathname);
     const numberId = m?.[2];
     const isSend = method === 'POST' && m?.[3] === '/messages';
-    const scripted = isSend ? this.queue.shift() : undefined;
+    const scripted = isSend ? this.queues.send.shift() : method === 'GET' && m && !m[3] ? this.queues.phoneNumber.shift() : undefined;
     if (scripted) return this.scripted(scripted, numberId!, json, arrival, latency, req, res);
 
     if (latency > 0) await sleep(latency);
@@ -371,8 +371,9 @@ export class FakeGraph {
   }
 
   private async scripted(reply: Reply, numberId: string, json: unknown, arrival: number, latency: number, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const isSend = req.method === 'POST';
     let result: [number, unknown] | undefined;
-    if (reply.sendFirst) result = this.send(numberId, json, arrival);
+    if (reply.sendFirst && isSend) result = this.send(numberId, json, arrival);
     if (reply.hold) return;
     const wait = reply.delayMs ?? latency;
     if (wait > 0) await sleep(wait);
@@ -385,6 +386,7 @@ export class FakeGraph {
       return this.write(res, reply.status ?? STATUS_FOR[reply.code] ?? 400, graphErrorBody(reply.code), reply.headers);
     }
     if (reply.body !== undefined || reply.raw !== undefined || reply.status !== undefined) return this.write(res, reply.status ?? 200, reply.body, reply.headers, reply.raw);
+    if (!isSend) return this.write(res, ...this.phoneNumber(numberId, new URL(req.url ?? '/', 'http://fake').searchParams.get('fields')));
     return this.write(res, ...(result ?? this.send(numberId, json, arrival)));
   }
 
