@@ -62,8 +62,9 @@ describe('every code of the brief, sent by the fake server over HTTP', () => {
     for (const name of fixtureNames('cloudapi.error.')) expect(EXPECTED, name).toHaveProperty(/\.(\d+)\.json$/.exec(name)![1]!);
   });
 
+  // All at HTTP 400: the code decides, not the status (statuses that matter are tested below).
   it.each(Object.entries(EXPECTED))('code %s -> %o', async (code, expected) => {
-    fake.next({ code: Number(code) });
+    fake.next({ code: Number(code), status: 400 });
     const error = await transportError(transportFor(fake).send(message()));
     expect({ kind: error.kind, scope: error.scope, optOut: error.optOut, accountReason: error.accountReason, retryAfterMs: error.retryAfterMs }).toEqual(defaults(expected));
     expect(error.providerCode).toBe(Number(code));
@@ -80,6 +81,24 @@ describe('every code of the brief, sent by the fake server over HTTP', () => {
       expect(cls.accountReason).toBe(expected.accountReason);
     }
     expect(Object.isFrozen(CLOUD_API_ERROR_TABLE)).toBe(true);
+  });
+});
+
+describe('the same codes with the HTTP statuses Meta uses', () => {
+  it.each<[number, number, Expected]>([
+    [130429, 429, { kind: 'rate_limited', retryAfterMs: 1_000 }],
+    [368, 403, { kind: 'account', accountReason: 'restricted' }],
+    [190, 401, { kind: 'account', accountReason: 'unauthorized' }],
+    [131016, 503, { kind: 'transient' }],
+    [2, 503, { kind: 'transient' }],
+    // "Unknown error" with a 5xx does not say the message stayed home: settle it by its webhook.
+    [131000, 500, { kind: 'ambiguous' }],
+    [1, 500, { kind: 'ambiguous' }],
+  ])('code %s at HTTP %s -> %o', async (code, status, expected) => {
+    fake.next({ code, status });
+    const error = await transportError(transportFor(fake).send(message()));
+    expect({ kind: error.kind, scope: error.scope, optOut: error.optOut, accountReason: error.accountReason, retryAfterMs: error.retryAfterMs }).toEqual(defaults(expected));
+    expect(error.providerCode).toBe(code);
   });
 });
 
@@ -147,7 +166,7 @@ describe('unknown codes and answers without a Graph error', () => {
     ['an unknown code at HTTP 400: this message only', { status: 400, body: graphErrorBody(139999) }, { kind: 'permanent' }],
     ['an unknown code at HTTP 500: may have been sent', { status: 500, body: graphErrorBody(139999) }, { kind: 'ambiguous' }],
     ['an unknown code at HTTP 429', { status: 429, body: graphErrorBody(139999) }, { kind: 'rate_limited', retryAfterMs: 1_000 }],
-    ['a known transient code at HTTP 500 stays transient (Meta said it failed)', { status: 500, body: graphErrorBody(131000) }, { kind: 'transient' }],
+    ['a transient code that says nothing left (131016) at HTTP 500 stays transient', { status: 500, body: graphErrorBody(131016) }, { kind: 'transient' }],
     ['502 from a gateway (HTML)', { status: 502, raw: '<html>Bad Gateway</html>' }, { kind: 'ambiguous' }],
     ['504 empty', { status: 504 }, { kind: 'ambiguous' }],
     ['408', { status: 408 }, { kind: 'transient' }],
@@ -166,6 +185,7 @@ describe('unknown codes and answers without a Graph error', () => {
     const backoffs = { throughputBackoffMs: 1, maintenanceBackoffMs: 1, pairRateBackoffMs: 1 };
     expect(classifyCloudApiError({ status: 500, body: graphErrorBody(139999), operation: 'read', phoneNumberId: '1', backoffs }).kind).toBe('transient');
     expect(classifyCloudApiError({ status: 502, body: undefined, operation: 'read', phoneNumberId: '1', backoffs }).kind).toBe('transient');
+    expect(classifyCloudApiError({ status: 500, body: graphErrorBody(131000), operation: 'read', phoneNumberId: '1', backoffs }).kind).toBe('transient');
     expect(classifyCloudApiError({ status: 400, body: fixture('cloudapi.error.368.json'), operation: 'read', phoneNumberId: '1', backoffs }).kind).toBe('account');
   });
 });
