@@ -178,7 +178,9 @@ export function createCloudApiTransport(options: CloudApiTransportOptions): Clou
       const checked = outboundSchema.safeParse(message);
       if (!checked.success) {
         const error = ValidationError.fromZod('outbound message', checked.error);
-        throw new TransportError('permanent', `${where}: ${error.message}`, { cause: error });
+        // The media, the template and the key come from the campaign: every recipient would fail alike.
+        const campaignWide = checked.error.issues.some((i) => ['media', 'template', 'idempotencyKey'].includes(String(i.path[0])));
+        throw new TransportError('permanent', `${where}: ${error.message}`, { cause: error, ...(campaignWide ? { scope: 'campaign' as const } : { scope: 'recipient' as const }) });
       }
       const m = checked.data;
       const body = buildBody(o, m, where);

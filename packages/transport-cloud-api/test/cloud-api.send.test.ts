@@ -47,8 +47,15 @@ describe('send: free-form text', () => {
 
   it('refuses a key longer than 512 characters before calling Meta (it could not correlate)', async () => {
     const error = await transportError(transportFor(fake).send(message({ idempotencyKey: 'k'.repeat(513) })));
-    expect(error.kind).toBe('permanent');
+    expect(error).toMatchObject({ kind: 'permanent', scope: 'campaign' });
     expect(error.message).toContain('biz_opaque_callback_data');
+    expect(fake.requests).toHaveLength(0);
+  });
+
+  it('refuses a media URL Meta could not fetch (campaign-wide) and a malformed number (this recipient), before calling Meta', async () => {
+    const t = transportFor(fake);
+    expect(await transportError(t.send(message({ media: { url: 'ftp://cdn.example.com/promo.jpg', type: 'image' } })))).toMatchObject({ kind: 'permanent', scope: 'campaign' });
+    expect(await transportError(t.send(message({ to: '55 11 9999' })))).toMatchObject({ kind: 'permanent', scope: 'recipient' });
     expect(fake.requests).toHaveLength(0);
   });
 
