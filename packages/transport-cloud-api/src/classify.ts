@@ -20,6 +20,11 @@ export interface CodeClass {
   backoff?: 'throughput' | 'maintenance' | 'pairRate';
   /** What to do, appended to the error message. */
   hint?: string;
+  /**
+   * `transient` codes that do not say whether the message left ("unknown error"): with an HTTP 5xx
+   * answer a send is `ambiguous` instead (settled by its status webhook, never blindly resent).
+   */
+  ambiguousOn5xx?: boolean;
 }
 
 const TEMPLATE_HINT = 'fix the template or its parameters in WhatsApp Manager / the campaign; every recipient would fail the same way';
@@ -36,9 +41,9 @@ export const CLOUD_API_ERROR_TABLE: Readonly<Record<number, CodeClass>> = Object
   131057: { kind: 'rate_limited', title: 'Account in maintenance (throughput upgrade)', backoff: 'maintenance', hint: 'retry in about a minute' },
   131056: { kind: 'rate_limited', title: '(Business, Consumer) pair rate limit hit', scope: 'recipient', backoff: 'pairRate', hint: 'back off this recipient only (about 1 message per 6 s per user) and keep sending to others' },
   // Temporary on Meta's side: retry with backoff.
-  1: { kind: 'transient', title: 'API unknown error' },
+  1: { kind: 'transient', title: 'API unknown error', ambiguousOn5xx: true },
   2: { kind: 'transient', title: 'API service temporarily unavailable' },
-  131000: { kind: 'transient', title: 'Something went wrong' },
+  131000: { kind: 'transient', title: 'Something went wrong', ambiguousOn5xx: true },
   131016: { kind: 'transient', title: 'Service unavailable' },
   133004: { kind: 'transient', title: 'Server temporarily unavailable' },
   4: { kind: 'transient', title: 'Too many API calls (app rate limit)', hint: 'pace all Graph API calls of this app' },
@@ -196,6 +201,9 @@ export function describeGraphError(e: { code: number; message?: string; title?: 
  * Graph error `code` through `CLOUD_API_ERROR_TABLE`. `providerCode` is the Graph code (the HTTP
  * status when the body carries none).
  *
+ * Codes 1 and 131000 ("unknown error", "something went wrong") are `transient` with a 4xx answer
+ * but `ambiguous` for a send answered with a 5xx: nothing says the message did not leave.
+ *
  * Without a known code:
  * - a Graph envelope with an unknown code: HTTP 5xx -> `ambiguous` for a send (`transient` for a
  *   query), HTTP 429 -> `rate_limited`, otherwise `permanent` for this message only (no scope: a
@@ -221,6 +229,9 @@ export function classifyCloudApiError(input: ClassifyInput): TransportError {
     }
     const cls = classifyCloudApiCode(error.code);
     const text = describeGraphError(error);
+    if (cls?.ambiguousOn5xx && status >= 500 && operation === 'send') {
+      return new TransportError('ambiguous', `${where}: ${text} (HTTP ${status}); the message may have been sent (its status webhook will tell)`, { providerCode: error.code });
+    }
     if (cls) {
       let hint = cls.hint ? `; ${cls.hint}` : '';
       if (error.code === 190 && error.subcode !== undefined && TOKEN_SUBCODES[error.subcode]) hint = ` (${TOKEN_SUBCODES[error.subcode]})${hint}`;
