@@ -14,6 +14,7 @@ export default defineConfig({
       { find: /^@disparo\/adapter-postgres$/, replacement: src('./packages/adapter-postgres/src/index.ts') },
       { find: /^@disparo\/transport-evolution$/, replacement: src('./packages/transport-evolution/src/index.ts') },
       { find: /^@disparo\/transport-baileys$/, replacement: src('./packages/transport-baileys/src/index.ts') },
+      { find: /^@disparo\/transport-cloud-api$/, replacement: src('./packages/transport-cloud-api/src/index.ts') },
     ],
   },
   test: {

@@ -1,0 +1,16 @@
+export { createCloudApiTransport, readCloudApiHealth, MAX_CALLBACK_DATA } from './cloud-api-transport.js';
+export type { CloudApiTransport, CloudApiOutboundMessage } from './cloud-api-transport.js';
+export type { CloudApiTransportOptions, PacingPolicy, NowClock } from './options.js';
+export { STANDARD_THROUGHPUT, HIGH_THROUGHPUT } from './options.js';
+export { CLOUD_API_ERROR_TABLE, classifyCloudApiCode, classifyCloudApiError, graphError } from './classify.js';
+export type { CodeClass, ClassifyInput, GraphError, Operation, Backoffs } from './classify.js';
+export { cloudApiTemplateText, parseTemplateText, isTemplateText, templatePayload, TemplateTextError, TEMPLATE_DIRECTIVE } from './template.js';
+export type { CloudApiTemplate } from './template.js';
+export { pacingRecommendation, messagingLimit, MESSAGING_LIMITS, HEALTH_FIELDS } from './health.js';
+export type { CloudApiHealth, PacingRecommendation, QualitySignal, QualityUpdate, MessagingLimit } from './health.js';
+export { verifyCloudApiSignature, cloudApiSignature, escapeNonAscii, SIGNATURE_HEADER } from './signature.js';
+export type { RawBody, WebhookHeaders, SignatureCheck } from './signature.js';
+export { verifyCloudApiSubscription } from './verification.js';
+export type { VerificationAnswer, VerificationQuery } from './verification.js';
+export { parseCloudApiWebhook, cloudApiWebhookTargets } from './webhook.js';
+export type { ParsedCloudApiWebhook, WebhookErrorReport } from './webhook.js';
