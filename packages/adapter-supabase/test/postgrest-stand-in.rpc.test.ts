@@ -39,6 +39,7 @@ CREATE FUNCTION public.whoami() RETURNS jsonb LANGUAGE sql STABLE AS $$
   SELECT jsonb_build_object('user', current_user, 'claims', current_setting('request.jwt.claims', true)::jsonb,
     'search_path', current_setting('search_path'), 'read_only', current_setting('transaction_read_only'),
     'statement_timeout', current_setting('statement_timeout'), 'path', current_setting('request.path', true)) $$;
+CREATE FUNCTION public.nap(seconds float8) RETURNS text LANGUAGE sql AS $$ SELECT pg_sleep(seconds)::text || 'rested' $$;
 CREATE FUNCTION public.whoami_volatile() RETURNS jsonb LANGUAGE sql AS $$ SELECT public.whoami() $$;
 
 -- Service-only, the way the store's functions are meant to be: SECURITY DEFINER, fixed search_path,
@@ -187,6 +188,45 @@ describe('errors in PostgREST JSON with its HTTP statuses', () => {
     const res = await fetch(`${sb.url}/rest/v1/rpc/add_them`, { method: 'POST', headers: { apikey: sb.serviceKey, 'content-type': 'application/json' }, body: '{"a":' });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({ code: 'PGRST102', details: null, hint: null, message: 'Empty or invalid json' });
+  });
+});
+
+describe('schema cache', () => {
+  it('picks up a function replaced by DDL: the event triggers send NOTIFY pgrst', async () => {
+    const service = sb.client(sb.serviceKey);
+    await sb.sql(`CREATE FUNCTION public.shape(a int) RETURNS text LANGUAGE sql AS $$ SELECT 'a' $$`);
+    expect((await service.rpc('shape', { a: 1 })).data).toBe('a');
+    await sb.sql(`DROP FUNCTION public.shape(int); CREATE FUNCTION public.shape(b text) RETURNS text LANGUAGE sql AS $$ SELECT 'b:' || b $$`);
+    // The notification arrives after the DDL commits, as with PostgREST: poll until the reload happened.
+    let result = await service.rpc('shape', { b: 'x' });
+    for (let i = 0; i < 100 && result.error; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      result = await service.rpc('shape', { b: 'x' });
+    }
+    expect(result).toMatchObject({ data: 'b:x', error: null });
+    expect((await service.rpc('shape', { a: 1 })).error).toMatchObject({ code: 'PGRST202' });
+  });
+});
+
+describe('database outages', () => {
+  it('a connection killed during a call answers 503 (57P01), and the next call gets a new connection', async () => {
+    const service = sb.client(sb.serviceKey);
+    // supabase-js builders are lazy: then() sends the request.
+    const napping = service.rpc('nap', { seconds: 5 }).then((r) => r);
+    // Wait until the call is running in the database, then end its backend as an operator would.
+    let killed = 0;
+    for (let i = 0; i < 100 && killed === 0; i++) {
+      const { rows } = await sb.sql<{ n: string }>(
+        `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE usename = 'authenticator' AND query LIKE '%"nap"%' AND state = 'active'`,
+      );
+      killed = Number(rows[0]!.n);
+      if (killed === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(killed).toBe(1);
+    const { status, error } = await napping;
+    expect(status).toBe(503);
+    expect(error).toMatchObject({ code: '57P01', message: 'terminating connection due to administrator command' });
+    expect(await service.rpc('add_them', { a: 2, b: 2 })).toMatchObject({ data: 4, status: 200 });
   });
 });
 

@@ -33,9 +33,12 @@
  *   read it); filters, ordering, embedding and writes to tables answer 400 PGRST127, as do RPC filters,
  *   bulk (array) calls and non-JSON bodies.
  *
- * Differences from PostgREST, on purpose: no schema cache (functions and tables are looked up on each
- * request, so no `NOTIFY pgrst, 'reload schema'` is needed; Supabase sends it from event triggers), no
- * fuzzy "Perhaps you meant" hints for unknown names, no OpenAPI root, no Prefer handling (count, tx).
+ * - Schema cache: functions and tables are remembered once found and forgotten on
+ *   `NOTIFY pgrst, 'reload schema'` (installSupabaseRoles adds Supabase's DDL event triggers that send it).
+ *
+ * Differences from PostgREST, on purpose: the schema cache fills on first use (PostgREST loads it at
+ * start-up, so a function created later is found here without a reload), no fuzzy "Perhaps you meant"
+ * hints for unknown names, no OpenAPI root, no Prefer handling (count, tx, handling).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -70,6 +73,8 @@ export interface RunningPostgrest {
   url: string;
   /** Requests answered so far (all outcomes). */
   readonly requests: number;
+  /** Forgets the cached functions and tables at once (what `NOTIFY pgrst, 'reload schema'` does, asynchronously). */
+  reloadSchemaCache(): void;
   close(): Promise<void>;
 }
 
@@ -287,6 +292,40 @@ function sendError(res: ServerResponse, e: ApiError) {
   res.end(body);
 }
 
+/**
+ * Functions and tables found so far, like PostgREST's schema cache, but filled on first use rather than
+ * at start-up: an object created after the stand-in started is found without a reload; one changed or
+ * dropped after it was used needs `NOTIFY pgrst, 'reload schema'` (or reloadSchemaCache()), as with PostgREST.
+ */
+class SchemaCache {
+  private readonly routineMap = new Map<string, Routine[]>();
+  private readonly relationSet = new Set<string>();
+
+  clear(): void {
+    this.routineMap.clear();
+    this.relationSet.clear();
+  }
+
+  async routines(client: pg.PoolClient, schema: string, name: string): Promise<Routine[]> {
+    const key = `${schema}\u0000${name}`;
+    const cached = this.routineMap.get(key);
+    if (cached) return cached;
+    const found = await client.query<{ volatility: 'i' | 's' | 'v'; setof: boolean; composite: boolean; is_void: boolean; params: Param[]; callable: boolean }>(ROUTINES_SQL, [ident(schema), name]);
+    const routines = found.rows.filter((r) => r.callable).map((r) => ({ params: r.params, volatility: r.volatility, setof: r.setof, composite: r.composite, isVoid: r.is_void && !r.setof }));
+    if (routines.length > 0) this.routineMap.set(key, routines);
+    return routines;
+  }
+
+  async relationExists(client: pg.PoolClient, schema: string, name: string): Promise<boolean> {
+    const key = `${schema}\u0000${name}`;
+    if (this.relationSet.has(key)) return true;
+    const found = await client.query(RELATION_SQL, [ident(schema), name]);
+    if (found.rowCount === 0) return false;
+    this.relationSet.add(key);
+    return true;
+  }
+}
+
 export async function startPostgrest(options: PostgrestOptions): Promise<RunningPostgrest> {
   const schemas = options.schemas ?? ['public'];
   const extraSearchPath = options.extraSearchPath ?? ['public', 'extensions'];
@@ -295,6 +334,19 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
   const pool = new pg.Pool({ connectionString: options.authenticatorUrl, max: options.poolSize ?? 10 });
   // A connection that dies while idle must not crash the test process; the next request reconnects.
   pool.on('error', () => undefined);
+  // Outside a request's transaction, search_path is pg_catalog: the catalog lookups print every other type schema-qualified.
+  pool.on('connect', (client) => {
+    client.query('SET search_path = pg_catalog').catch(() => undefined);
+  });
+  const cache = new SchemaCache();
+  // PostgREST reloads its schema cache on NOTIFY pgrst, 'reload schema' (Supabase sends it from DDL event triggers).
+  const listener = new pg.Client({ connectionString: options.authenticatorUrl });
+  listener.on('error', () => undefined);
+  listener.on('notification', (n) => {
+    if (n.channel === 'pgrst' && (n.payload === undefined || n.payload === '' || n.payload === 'reload schema')) cache.clear();
+  });
+  await listener.connect();
+  await listener.query('LISTEN pgrst');
 
   // Like PostgREST at start-up (its schema cache load): every exposed schema must exist; role settings are read once.
   const roleSettings = new Map<string, Array<[string, string]>>();
@@ -317,6 +369,7 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
   }
 
   let requests = 0;
+  const guarded = new WeakSet<pg.PoolClient>();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
@@ -425,17 +478,20 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
     } catch (error) {
       return fail({ status: 503, code: 'PGRST000', message: 'Database connection error.', details: error instanceof Error ? error.message : String(error), hint: null });
     }
+    // A connection that dies during a request emits 'error' besides failing the query: the query's error is what counts.
+    if (!guarded.has(client)) {
+      client.on('error', () => undefined);
+      guarded.add(client);
+    }
     let broken = false;
+    let inTransaction = false;
     try {
-      await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)`);
       let sql: string;
       let values: unknown[];
       let readOnly = method !== 'POST';
       let isVoid = false;
       if (target.kind === 'routine') {
-        const found = await client.query<{ volatility: 'i' | 's' | 'v'; setof: boolean; composite: boolean; is_void: boolean; params: Param[]; callable: boolean }>(ROUTINES_SQL, [ident(schema), target.name]);
-        const routines: Routine[] = found.rows.filter((r) => r.callable).map((r) => ({ params: r.params, volatility: r.volatility, setof: r.setof, composite: r.composite, isVoid: r.is_void && !r.setof }));
-        const routine = chooseRoutine(schema, target.name, routines, new Set(keys), method === 'POST');
+        const routine = chooseRoutine(schema, target.name, await cache.routines(client, schema, target.name), new Set(keys), method === 'POST');
         if (routine.volatility !== 'v') readOnly = true;
         isVoid = routine.isVoid;
         const single = method === 'POST' && !routine.params.some((p) => keys.includes(p.name)) && routine.params.length === 1 && routine.params[0]!.name === '';
@@ -447,8 +503,7 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
           values = query.map(([, v]) => v);
         }
       } else {
-        const found = await client.query(RELATION_SQL, [ident(schema), target.name]);
-        if (found.rowCount === 0) {
+        if (!(await cache.relationExists(client, schema, target.name))) {
           return fail({ status: 404, code: 'PGRST205', message: `Could not find the table '${schema}.${target.name}' in the schema cache`, details: null, hint: null });
         }
         const rel = `${ident(schema)}.${ident(target.name)}`;
@@ -473,7 +528,8 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
         ...(roleSettings.get(role) ?? []),
       ];
       const setConfig = settings.map(([k, v]) => `pg_catalog.set_config(${client.escapeLiteral(k)}, ${client.escapeLiteral(v)}, true)`).join(', ');
-      await client.query(`${readOnly ? 'SET TRANSACTION READ ONLY; ' : ''}SELECT ${setConfig}`);
+      inTransaction = true;
+      await client.query(`BEGIN ISOLATION LEVEL READ COMMITTED, READ ${readOnly ? 'ONLY' : 'WRITE'}; SELECT ${setConfig}`);
 
       const result = await client.query<{ page_total: string; body: string | null; response_status: string | null }>(sql, values);
       await client.query('COMMIT');
@@ -490,11 +546,8 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
       res.writeHead(overridden ?? 200, responseHeaders);
       res.end(method === 'HEAD' ? undefined : (row.body ?? 'null'));
     } catch (error) {
-      if (error instanceof PostgrestError) {
-        await client.query('ROLLBACK').catch(() => (broken = true));
-        throw error;
-      }
-      await client.query('ROLLBACK').catch(() => (broken = true));
+      if (inTransaction) await client.query('ROLLBACK').catch(() => (broken = true));
+      if (error instanceof PostgrestError) throw error;
       const mapped = fromDatabaseError(error, authenticated);
       if (mapped.code === 'PGRST001') broken = true;
       return fail(mapped);
@@ -523,9 +576,11 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
     get requests() {
       return requests;
     },
+    reloadSchemaCache: () => cache.clear(),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listener.end().catch(() => undefined);
       await pool.end();
     },
   };

@@ -12,6 +12,7 @@
  * - USAGE on schema public for the three, and DEFAULT PRIVILEGES that grant ALL on every new table,
  *   function and sequence in public to them. A migration that must keep `anon`/`authenticated` out has to
  *   REVOKE explicitly (functions also carry PostgreSQL's default EXECUTE for PUBLIC).
+ * - Event triggers that send `NOTIFY pgrst, 'reload schema'` after DDL, so PostgREST picks up changes.
  *
  * Roles belong to the whole server; grants and default privileges to one database.
  */
@@ -48,6 +49,31 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authen
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
 CREATE SCHEMA IF NOT EXISTS extensions;
 GRANT USAGE ON SCHEMA extensions TO anon, authenticated, service_role;
+
+-- Supabase tells PostgREST to reload its schema cache after DDL (extensions.pgrst_ddl_watch and
+-- pgrst_drop_watch in supabase/postgres): the same here, for the stand-in's cache.
+CREATE OR REPLACE FUNCTION extensions.pgrst_ddl_watch() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c WHERE COALESCE(c.schema_name, '') <> 'pg_temp') THEN
+    NOTIFY pgrst, 'reload schema';
+  END IF;
+END $fn$;
+CREATE OR REPLACE FUNCTION extensions.pgrst_drop_watch() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() o WHERE NOT o.is_temporary) THEN
+    NOTIFY pgrst, 'reload schema';
+  END IF;
+END $fn$;
+DO $triggers$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'pgrst_ddl_watch') THEN
+    CREATE EVENT TRIGGER pgrst_ddl_watch ON ddl_command_end EXECUTE FUNCTION extensions.pgrst_ddl_watch();
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'pgrst_drop_watch') THEN
+    CREATE EVENT TRIGGER pgrst_drop_watch ON sql_drop EXECUTE FUNCTION extensions.pgrst_drop_watch();
+  END IF;
+END
+$triggers$;
 `;
 
 /**
