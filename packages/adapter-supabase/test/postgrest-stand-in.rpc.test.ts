@@ -4,6 +4,7 @@
  * permission errors that keep `anon` and `authenticated` out of service-only functions and tables.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiSurface, probeAccess } from './support/api-surface.js';
 import { startTestSupabase, type TestSupabase } from './support/supabase.js';
 
 const SAMPLE = `
@@ -52,6 +53,20 @@ GRANT EXECUTE ON FUNCTION public.notes_count() TO service_role;
 CREATE SCHEMA tenant;
 GRANT USAGE ON SCHEMA tenant TO service_role;
 CREATE FUNCTION tenant.hello() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'hello from tenant' $$;
+-- A service-only schema, the shape the store's will have.
+CREATE SCHEMA locked;
+GRANT USAGE ON SCHEMA locked TO anon, authenticated, service_role;
+CREATE TABLE locked.jobs (id int PRIMARY KEY, payload jsonb);
+ALTER TABLE locked.jobs ENABLE ROW LEVEL SECURITY;
+CREATE VIEW locked.job_count AS SELECT count(*) AS n FROM locked.jobs;
+CREATE FUNCTION locked.claim(worker text, n int DEFAULT 1) RETURNS SETOF locked.jobs LANGUAGE sql SECURITY DEFINER SET search_path = ''
+  AS $$ SELECT * FROM locked.jobs ORDER BY id LIMIT n $$;
+CREATE FUNCTION locked.ping() RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = '' AS $$ SELECT $$;
+REVOKE ALL ON ALL TABLES IN SCHEMA locked FROM PUBLIC, anon, authenticated;
+GRANT SELECT ON ALL TABLES IN SCHEMA locked TO service_role;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA locked FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA locked TO service_role;
+
 CREATE SCHEMA hidden;
 CREATE FUNCTION hidden.hello() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'hidden' $$;
 `;
@@ -59,7 +74,7 @@ CREATE FUNCTION hidden.hello() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 
 let sb: TestSupabase;
 
 beforeAll(async () => {
-  sb = await startTestSupabase('sb_standin', { setupSql: SAMPLE, schemas: ['public', 'tenant'] });
+  sb = await startTestSupabase('sb_standin', { setupSql: SAMPLE, schemas: ['public', 'tenant', 'locked'] });
 });
 
 afterAll(async () => {
@@ -246,6 +261,20 @@ describe('who may call what', () => {
     expect(user.error).toMatchObject({ code: '42501', message: 'permission denied for function notes_count' });
   });
 
+  it('every function and table of a service-only schema: anon 401 and authenticated 403, all with 42501; service_role gets through', async () => {
+    const surface = await apiSurface(sb.sql, 'locked');
+    expect(surface.map((o) => `${o.kind} ${o.name}`)).toEqual(['function claim', 'function ping', 'table job_count', 'table jobs']);
+    const anon = await probeAccess(sb.client(sb.anonKey, { db: { schema: 'locked' } }), surface);
+    expect(anon.filter((r) => r.status !== 401 || r.code !== '42501')).toEqual([]);
+    const user = await probeAccess(sb.client(sb.anonKey, { db: { schema: 'locked' }, global: { headers: { Authorization: `Bearer ${userToken()}` } } }), surface);
+    expect(user.filter((r) => r.status !== 403 || r.code !== '42501')).toEqual([]);
+    const service = await probeAccess(sb.client(sb.serviceKey, { db: { schema: 'locked' } }), surface);
+    expect(service.map((r) => r.status)).toEqual([200, 204, 200, 200]);
+    // The probe finds an open door: in public, functions keep Supabase's default grants.
+    const open = await probeAccess(sb.client(sb.anonKey), (await apiSurface(sb.sql, 'public')).filter((o) => o.name === 'add_them' || o.name === 'notes_count'));
+    expect(open.map((r) => [r.object, r.status])).toEqual([['function add_them', 200], ['function notes_count', 401]]);
+  });
+
   it('a table with its API grants revoked: anon 401, authenticated 403, service_role reads it', async () => {
     const anon = await sb.client(sb.anonKey).from('notes').select('*');
     expect(anon.status).toBe(401);
@@ -305,7 +334,7 @@ describe('schema selection', () => {
 
     const hidden = await sb.client(sb.serviceKey, { db: { schema: 'hidden' } }).rpc('hello');
     expect(hidden.status).toBe(406);
-    expect(hidden.error).toEqual({ code: 'PGRST106', details: null, hint: 'Only the following schemas are exposed: public, tenant', message: 'Invalid schema: hidden' });
+    expect(hidden.error).toEqual({ code: 'PGRST106', details: null, hint: 'Only the following schemas are exposed: public, tenant, locked', message: 'Invalid schema: hidden' });
   });
 
   it('needs USAGE on the schema: anon gets 401 42501 in a schema granted only to service_role', async () => {
