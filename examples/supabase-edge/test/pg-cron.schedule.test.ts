@@ -1,0 +1,125 @@
+/**
+ * pg_cron for real (Debian's postgresql-15-cron, pg_cron 1.4) driving pg_net's `net.http_post` (the
+ * PL/Python stand-in), the way a Supabase project schedules an edge function: the job's SQL is the SQL
+ * a Supabase migration schedules. pg_cron 1.4 has no second-level schedules, so the job runs on the
+ * next whole minute: this file waits up to about a minute, on purpose.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requirePgCron, startCronPostgres, type CronPostgres } from './support/pg-cron.js';
+
+interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+
+const enabled = requirePgCron();
+
+describe.skipIf(!enabled)('pg_cron + net.http_post', () => {
+  let cron: CronPostgres;
+  let db: pg.Client;
+  let server: Server;
+  let functionUrl: string;
+  const received: Received[] = [];
+  let onRequest: (() => void) | undefined;
+
+  beforeAll(async () => {
+    // Where the edge function would be: answers like one, and records what it was sent.
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now() });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ success: true }));
+        onRequest?.();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    functionUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/functions/v1/process-campaigns`;
+    cron = await startCronPostgres();
+    db = new pg.Client({ connectionString: cron.url });
+    await db.connect();
+  }, 60_000);
+
+  afterAll(async () => {
+    await db?.end();
+    await cron?.stop();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  });
+
+  it('net.http_post has pg_net signature, POSTs JSON with the given headers and query, and records the response', async () => {
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT net.http_post(url := $1, body := '{"n": 1}'::jsonb, params := '{"mode": "test run"}'::jsonb,
+         headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer k'), timeout_milliseconds := 2000) AS id`,
+      [functionUrl],
+    );
+    const last = received.at(-1)!;
+    expect(last).toMatchObject({ method: 'POST', url: '/functions/v1/process-campaigns?mode=test+run', body: '{"n": 1}' });
+    expect(last.headers).toMatchObject({ 'content-type': 'application/json', authorization: 'Bearer k' });
+    const response = await db.query('SELECT status_code, content, timed_out, error_msg FROM net._http_response WHERE id = $1', [rows[0]!.id]);
+    expect(response.rows[0]).toEqual({ status_code: 200, content: '{"success":true}', timed_out: false, error_msg: null });
+
+    // Defaults as pg_net's: body {}, JSON content type. A refused connection is recorded, not raised.
+    const refused = await db.query<{ id: string }>(`SELECT net.http_post('http://127.0.0.1:1/nothing') AS id`);
+    const failed = await db.query('SELECT status_code, error_msg FROM net._http_response WHERE id = $1', [refused.rows[0]!.id]);
+    expect(failed.rows[0]).toMatchObject({ status_code: null, error_msg: expect.stringMatching(/refused/i) });
+    await expect(db.query(`SELECT net.http_post($1, '{}'::jsonb, '{}'::jsonb, '{"Content-Type": "text/plain"}'::jsonb)`, [functionUrl])).rejects.toThrow(
+      'Content-Type header must be "application/json"',
+    );
+  });
+
+  it('pg_cron 1.4 refuses second-level schedules', async () => {
+    await expect(db.query(`SELECT cron.schedule('disparo-seconds', '30 seconds', 'SELECT 1')`)).rejects.toThrow('invalid schedule: 30 seconds');
+  });
+
+  it('a cron job POSTs to the function within about a minute, with the job SQL a Supabase migration uses', async () => {
+    const before = received.length;
+    const arrived = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pg_cron did not call within 75 s. Server log:\n${cron.log().slice(-3000)}`)), 75_000);
+      onRequest = () => {
+        if (received.length > before) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+    });
+    const jobSql = `SELECT net.http_post(
+      url := '${functionUrl}',
+      headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer service-role-key'),
+      body := jsonb_build_object('source', 'pg_cron'),
+      timeout_milliseconds := 5000
+    ) AS request_id`;
+    const scheduled = await db.query<{ jobid: string }>(`SELECT cron.schedule('disparo-test', '* * * * *', $1) AS jobid`, [jobSql]);
+    try {
+      await arrived;
+      const call = received[before]!;
+      expect(call).toMatchObject({ method: 'POST', url: '/functions/v1/process-campaigns', body: '{"source": "pg_cron"}' });
+      expect(call.headers.authorization).toBe('Bearer service-role-key');
+      // pg_cron runs on whole minutes.
+      expect(new Date(call.at).getUTCSeconds()).toBeLessThan(10);
+
+      // pg_cron records the run; poll until it has finished (the readiness check, no fixed sleep).
+      let run: { status: string; return_message: string } | undefined;
+      for (let i = 0; i < 100 && !run; i++) {
+        const details = await db.query<{ status: string; return_message: string }>(
+          `SELECT status, return_message FROM cron.job_run_details WHERE jobid = $1 AND status IN ('succeeded', 'failed')`,
+          [scheduled.rows[0]!.jobid],
+        );
+        run = details.rows[0];
+        if (!run) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(run).toEqual({ status: 'succeeded', return_message: '1 row' });
+      const response = await db.query(`SELECT status_code FROM net._http_response ORDER BY created DESC, id DESC LIMIT 1`);
+      expect(response.rows[0]).toEqual({ status_code: 200 });
+    } finally {
+      onRequest = undefined;
+      await db.query(`SELECT cron.unschedule('disparo-test')`);
+    }
+  }, 90_000);
+});
