@@ -33,4 +33,6 @@ for (const file of await readdir(nodeDir)) {
   if (/\.js(\.map)?$/.test(file) && !file.startsWith('Disparo.node.')) await rm(path.join(nodeDir, file));
   if (file === 'Disparo.node.js.map') await rm(path.join(nodeDir, file));
 }
+// tsc's incremental state (the template's tsconfig) is of no use in the published package.
+await rm(path.join(root, 'dist', 'tsconfig.tsbuildinfo'), { force: true });
 console.log(`bundled ${path.relative(root, entry)}`);
