@@ -99,6 +99,8 @@ async function main(): Promise<void> {
   const databaseUrl = await createDatabase(server.url, 'disparo_n8n_e2e');
   fake = await FakeEvolution.start({ instance: ACCOUNT, apiKey: 'e2e-api-key' });
   pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  // pool.end() resolves before its sockets are closed; PostgreSQL stopping right after must not crash us.
+  pool.on('error', () => undefined);
   const store = createPostgresStore(pool);
   await store.migrate();
   const pacing = { intervalMs: { min: 20, max: 40 } };
@@ -276,6 +278,8 @@ async function main(): Promise<void> {
 }
 
 async function cleanup(): Promise<void> {
+  // Sockets of an ended pool may still be closing: a late error from them must not skip the rest.
+  process.on('uncaughtException', (error) => console.error('during cleanup:', error.message));
   await n8n?.stop().catch((e) => console.error('stopping n8n:', e));
   await pool?.end().catch(() => undefined);
   await fake?.close().catch(() => undefined);
