@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import type { Throttle } from './pacing/throttle.js';
 import type { Pacing } from './domain/types.js';
 import type { EngineEvents, Log } from './events.js';
 import type { StateStore } from './store/contract.js';
@@ -14,6 +15,8 @@ export interface AccountRuntime {
    * window is what holds across processes.
    */
   turn: Turn;
+  /** A rate-paced account's share of its rate and window after "too fast" answers (AIMD). */
+  throttle: Throttle;
   unsubscribe: (() => void) | null;
   /** The account's transport events, handled one at a time in arrival order. */
   events: Promise<void>;
@@ -22,6 +25,8 @@ export interface AccountRuntime {
 /** One holder at a time, first come first served. */
 export interface Turn {
   run<T>(fn: () => Promise<T>): Promise<T>;
+  /** Someone holds the turn. */
+  readonly busy: boolean;
   /** Someone is waiting for the turn. */
   readonly contended: boolean;
 }

@@ -14,6 +14,7 @@ const pacing = (o: Partial<Pacing> = {}): Pacing => ({
   typingMsPerChar: 0,
   typingMaxMs: 0,
   maxInFlight: 1,
+  ratePerSecond: null,
   ...o,
 });
 

@@ -1,13 +1,15 @@
 import type { EngineContext } from '../context.js';
 import type { AccountRecord, Campaign, Recipient } from '../domain/types.js';
-import { claimLimit } from '../pacing/plan.js';
+import { claimLimit, isRatePaced } from '../pacing/plan.js';
 import { earliestReturn, isUsable } from '../rules/accounts.js';
 import { allDailyCapped, autoPause, finishBatch, openFirstBatch, type TickResult } from './batches.js';
 import { RecipientQueue } from './queue.js';
 import { PendingOutcomes, Recorder } from './recorder.js';
 import type { TemplateCache } from './render.js';
 import { screen } from './screen.js';
-import { AccountSender, type TickLimits } from './sender.js';
+import { IntervalSender } from './interval-sender.js';
+import { RateSender } from './rate-sender.js';
+import type { TickLimits } from './sender.js';
 
 export type { TickResult } from './batches.js';
 export type { TickLimits } from './sender.js';
@@ -82,7 +84,13 @@ export class Dispatcher {
   /** Send a claimed slice through the campaign's local accounts; release whatever is left. */
   private async send(campaign: Campaign, recipients: Recipient[], accounts: AccountRecord[], sticky: Map<string, string>, limits: TickLimits): Promise<TickResult> {
     const queue = new RecipientQueue(recipients, sticky);
-    const runs = await Promise.all(accounts.map((a) => new AccountSender(this, campaign, this.ctx.accounts.get(a.id)!, a, queue, limits).run()));
+    const runs = await Promise.all(
+      accounts.map((a) => {
+        const account = this.ctx.accounts.get(a.id)!;
+        const Sender = isRatePaced(account.pacing) ? RateSender : IntervalSender;
+        return new Sender(this, campaign, account, a, queue, limits).run();
+      }),
+    );
     // Every sender has recorded its outcomes (or kept them, the store being down) before the rest is released.
     await this.release(queue.drain());
     const processed = runs.reduce((s, r) => s + r.processed, 0);

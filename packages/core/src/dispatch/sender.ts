@@ -1,6 +1,6 @@
 import type { AccountRuntime } from '../context.js';
 import type { AccountRecord, Campaign, Recipient } from '../domain/types.js';
-import { drawGap, groupSize, inFlightWindow, typingMs, writeAhead, type PlannedSend } from '../pacing/plan.js';
+import { writeAhead, type PlannedSend } from '../pacing/plan.js';
 import type { Grant } from '../rules/slots.js';
 import type { Outcome } from '../store/contract.js';
 import type { OutboundMessage } from '../transport/contract.js';
@@ -25,97 +25,91 @@ export type SenderStop = { kind: 'account_gone' } | { kind: 'deferred'; retryAt:
 /** How often a sender asks again while the account's window is full (another worker's send is on the wire). */
 const IN_FLIGHT_POLL_MS = 100;
 
-interface Planned extends PlannedSend {
+export interface Planned extends PlannedSend {
   recipient: Recipient;
 }
 
 /**
  * One account's share of a tick: the one send path. It takes recipients from the shared queue in
- * groups (a single send is a group of one), writes the group ahead in one checkpoint together with
- * the outcomes still to record, waits for each slot, sends, and turns each answer into an outcome or,
- * on failure, into a decision (`decideAfterFailure`): a retry goes back to the queue; nothing is
- * thrown to steer the flow. Pacing follows the sends as they really happened: the next send of the
- * account waits for the previous answer plus its gap (`notBefore`), whatever the slot said.
+ * groups (a single send is a group of one), renders them, writes the group ahead in one checkpoint
+ * together with the outcomes still to record, waits for each slot, sends, and turns each answer into
+ * an outcome or, on failure, into a decision (`decideAfterFailure`): a retry goes back to the queue;
+ * nothing is thrown to steer the flow. Two schedules share these stages: `IntervalSender` for
+ * human-paced accounts (one send after the other's answer, the gap counted from that answer) and
+ * `RateSender` for rate-paced ones (up to the account's window on the wire at once).
  */
-export class AccountSender {
-  private readonly pending = new PendingOutcomes();
-  private readonly group: number;
-  private readonly window: number;
-  private processed = 0;
-  private stop: SenderStop | null = null;
-  /** The account's next send comes no earlier than this: its last answer plus the gap after it. */
-  private notBefore = 0;
+export abstract class AccountSender {
+  protected readonly pending = new PendingOutcomes();
+  protected processed = 0;
+  protected stop: SenderStop | null = null;
   private probed = false;
 
   constructor(
-    private readonly d: Dispatcher,
-    private readonly campaign: Campaign,
-    private readonly account: AccountRuntime,
-    private readonly record: AccountRecord,
-    private readonly queue: RecipientQueue,
-    private readonly limits: TickLimits,
-  ) {
-    this.group = groupSize(account.pacing, d.ctx.options.checkpoints);
-    this.window = inFlightWindow(account.pacing, this.group);
-  }
+    protected readonly d: Dispatcher,
+    protected readonly campaign: Campaign,
+    protected readonly account: AccountRuntime,
+    protected readonly record: AccountRecord,
+    protected readonly queue: RecipientQueue,
+    protected readonly limits: TickLimits,
+  ) {}
 
+  /** Send what the queue has for this account; record (or keep) every outcome before returning. */
   async run(): Promise<{ processed: number; stop: SenderStop | null }> {
-    const { clock } = this.d.ctx;
     try {
-      while (!this.stop && this.queue.size > 0 && !this.limits.signal.aborted) {
-        const recipients = this.queue.take(this.account.id, this.group, clock.now());
-        if (recipients.length === 0) {
-          const ready = this.queue.nextReady(this.account.id);
-          if (ready === null) break;
-          // Before waiting: nothing of ours may hold the account's window meanwhile.
-          await this.flush();
-          if (!(await this.waitUntil(ready, false))) break;
-          continue;
-        }
-        await this.account.turn.run(() => this.sendGroup(recipients));
-      }
+      await this.schedule();
     } finally {
       await this.d.recorder.flush(this.pending).catch((error) => this.d.recorder.keep(this.pending, error));
     }
     return { processed: this.processed, stop: this.stop };
   }
 
-  private async sendGroup(recipients: Recipient[]): Promise<void> {
-    const { ctx } = this.d;
-    const pacing = this.account.pacing;
-    const planned: Planned[] = [];
-    for (const recipient of recipients) {
-      const text = textFor(ctx, this.d.templates, this.campaign, recipient, this.pending);
-      if (text === null) this.processed++;
-      else planned.push({ recipient, recipientId: recipient.id, campaignId: this.campaign.id, text, attempt: recipient.attempts + 1, gapMs: drawGap(pacing, ctx.random), leadMs: typingMs(pacing, text) });
-    }
-    if (planned.length > 0) {
-      const grants = await this.writeAhead(planned);
-      if (grants) await this.sendGranted(planned, grants);
-    }
-    // The outcomes ride with the next write-ahead when it follows at once, from this sender, holding
-    // the turn. Otherwise record them now: a send's outcome frees the account's window, and another
-    // sender (another campaign here, another worker) must not wait on outcomes we sit on.
-    const now = ctx.clock.now();
-    const next = this.queue.nextReady(this.account.id);
-    const followsAtOnce = !this.stop && next !== null && next <= now && this.notBefore <= now && !this.pending.reEnable && !this.account.turn.contended;
-    if (!followsAtOnce) await this.flush();
+  protected abstract schedule(): Promise<void>;
+
+  /**
+   * Take the account's turn in this process. Whoever holds it may be waiting for the account's window
+   * to free up, so we never wait for it while sitting on outcomes that hold that window: they are
+   * recorded first.
+   */
+  protected async withTurn(fn: () => Promise<void>): Promise<void> {
+    if (this.account.turn.busy && this.pending.size > 0) await this.flush();
+    await this.account.turn.run(fn);
   }
 
-  /** Write `planned` ahead, waiting out pacing and a full window. Null when the sender stopped (they went back to the queue). */
-  private async writeAhead(planned: Planned[]): Promise<Grant[] | null> {
+  /** Render the recipients' texts; those that end here (template error, attempts used up) are counted. */
+  protected plan(recipients: Recipient[], gaps: (n: number) => number[], lead: (text: string) => number): Planned[] {
+    const planned: Planned[] = [];
+    for (const recipient of recipients) {
+      const text = textFor(this.d.ctx, this.d.templates, this.campaign, recipient, this.pending);
+      if (text === null) this.processed++;
+      else planned.push({ recipient, recipientId: recipient.id, campaignId: this.campaign.id, text, attempt: recipient.attempts + 1, gapMs: 0, leadMs: lead(text) });
+    }
+    gaps(planned.length).forEach((gap, i) => (planned[i]!.gapMs = gap));
+    return planned;
+  }
+
+  /** Send one written-ahead message now. */
+  protected send(p: Planned): Promise<SendAttempt> {
+    const message: OutboundMessage = { to: p.recipient.phone, text: p.text, media: this.campaign.media, idempotencyKey: idempotencyKey(this.campaign.id, p.recipient.phone) };
+    return sendOnce(this.d.ctx, this.account, message, this.d.ctx.clock.now());
+  }
+
+  /**
+   * Write `planned` ahead (with the outcomes still to record), waiting out pacing and a full window.
+   * `notBefore`: pacing this sender knows already (no round trip to be told "not yet"); `aheadMs`: how
+   * far ahead the first slot may lie. Null when the sender stopped (they went back to the queue).
+   */
+  protected async writeAhead(planned: Planned[], window: number, notBefore = 0, aheadMs = 0): Promise<Grant[] | null> {
     const { ctx } = this.d;
     for (;;) {
       if (this.limits.signal.aborted) this.stop = { kind: 'halted' };
-      // Pacing from what this sender knows first: no round trip to be told "not yet".
-      if (this.stop || (this.notBefore > ctx.clock.now() && !(await this.waitUntil(this.notBefore, false)))) {
+      if (this.stop || (notBefore > ctx.clock.now() && !(await this.waitUntil(notBefore, false)))) {
         this.queue.putBack(planned.map((p) => p.recipient));
         return null;
       }
       const now = ctx.clock.now();
       let grants: Grant[];
       try {
-        grants = (await this.d.recorder.checkpoint(this.pending, writeAhead(this.account.id, this.account.pacing, planned.map(toItem), this.window, now, ctx.options.capTimeZone))).grants;
+        grants = (await this.d.recorder.checkpoint(this.pending, writeAhead(this.account.id, this.account.pacing, planned.map(toItem), window, now, ctx.options.capTimeZone, aheadMs))).grants;
       } catch (error) {
         // The store stays down. None of these was sent (a send waits for its grant); the slice releases them.
         ctx.fail(`campaign ${this.campaign.id}: writing ${planned.length} send(s) ahead through ${this.account.id}`, error);
@@ -124,57 +118,33 @@ export class AccountSender {
         return null;
       }
       const first = grants[0]!;
-      const waiting = grants.every((g) => !g.granted && (g.reason === 'pacing' || g.reason === 'in_flight'));
-      if (!waiting) return grants;
-      const retryAt = !first.granted && first.reason === 'pacing' ? first.retryAt : now + IN_FLIGHT_POLL_MS;
-      if (!(await this.waitUntil(retryAt, false))) {
+      if (first.granted || !grants.every((g) => !g.granted && (g.reason === 'pacing' || g.reason === 'in_flight'))) return grants;
+      if (first.reason === 'in_flight') {
+        // The window is full. Its sends may be other senders' of this process, whose outcomes are
+        // recorded only once they get the turn we hold: give it back and wait outside (see `windowFull`).
+        this.queue.putBack(planned.map((p) => p.recipient));
+        this.windowFull = true;
+        return null;
+      }
+      if (!(await this.waitUntil(first.retryAt, false))) {
         this.queue.putBack(planned.map((p) => p.recipient));
         return null;
       }
     }
   }
 
-  private async sendGranted(planned: Planned[], grants: Grant[]): Promise<void> {
-    const { ctx } = this.d;
-    let lastFlush = ctx.clock.now();
-    for (let i = 0; i < planned.length; i++) {
-      const p = planned[i]!;
-      const g = grants[i]!;
-      if (!g.granted) {
-        this.refused(p, g);
-        continue;
-      }
-      // Written ahead (`sending`) but not to be sent now: back to pending, attempts untouched.
-      if (this.stop || !(await this.waitForSlot(Math.max(g.slotAt, this.notBefore), p))) {
-        this.pending.add(returnToPending(p.recipient, this.campaign.id, p.attempt - 1, ctx.clock.now(), false));
-        continue;
-      }
-      const startedAt = ctx.clock.now();
-      const message: OutboundMessage = { to: p.recipient.phone, text: p.text, media: this.campaign.media, idempotencyKey: idempotencyKey(this.campaign.id, p.recipient.phone) };
-      const attempt = await sendOnce(ctx, this.account, message, startedAt);
-      const endedAt = ctx.clock.now();
-      this.notBefore = endedAt + p.gapMs;
-      if (!attempt.ok) {
-        // This one leaves the group; the unsent rest goes back to the queue, still leased to us.
-        const rest = planned.slice(i + 1).filter((_, j) => grants[i + 1 + j]!.granted);
-        for (const r of rest) this.pending.add(returnToPending(r.recipient, this.campaign.id, r.attempt - 1, endedAt, true));
-        this.queue.putBack(rest.map((r) => r.recipient));
-        for (let j = i + 1; j < planned.length; j++) {
-          const later = grants[j]!;
-          if (!later.granted) this.refused(planned[j]!, later);
-        }
-        await this.failed(p, attempt, endedAt + p.gapMs);
-        return;
-      }
-      this.sent(p, attempt.sent.providerMessageId, attempt.sent.acceptedAt, endedAt);
-      if (this.pending.reEnable || (this.group > 1 && endedAt - lastFlush >= ctx.options.checkpoints.maxDelayMs)) {
-        await this.flush();
-        lastFlush = ctx.clock.now();
-      }
-    }
+  /** The last write-ahead found the account's window full; the caller waits outside the turn (`waitForWindow`). */
+  protected windowFull = false;
+
+  /** Wait a moment for the account's window to free up, outside the turn. False when the sender must stop. */
+  protected async waitForWindow(): Promise<boolean> {
+    this.windowFull = false;
+    await this.flush();
+    return this.waitUntil(this.d.ctx.clock.now() + IN_FLIGHT_POLL_MS, false);
   }
 
-  private sent(p: Planned, providerMessageId: string, acceptedAt: number, endedAt: number): void {
+  /** Record a send the provider took. `accountNextSendAt`: pacing from this answer (interval schedule). */
+  protected sent(p: Planned, providerMessageId: string, acceptedAt: number, accountNextSendAt?: number): void {
     const { ctx } = this.d;
     const ref = { campaignId: this.campaign.id, recipientId: p.recipient.id, phone: p.recipient.phone };
     this.processed++;
@@ -188,7 +158,7 @@ export class AccountSender {
         accountId: this.account.id,
         providerMessageId,
         accountEffect: 'success',
-        accountNextSendAt: endedAt + p.gapMs,
+        ...(accountNextSendAt !== undefined ? { accountNextSendAt } : {}),
       },
       () => ctx.emit('message:sent', { ...ref, accountId: this.account.id, providerMessageId, attempt: p.attempt }),
     );
@@ -200,7 +170,7 @@ export class AccountSender {
   }
 
   /** A write-ahead the store refused for this item (the group's first grant went through). */
-  private refused(p: Planned, g: Extract<Grant, { granted: false }>): void {
+  protected refused(p: Planned, g: Extract<Grant, { granted: false }>): void {
     if (g.reason === 'lease_lost') {
       this.d.ctx.log.warn(`lease lost on recipient ${p.recipient.id}; another worker owns it now`, { campaignId: this.campaign.id, recipientId: p.recipient.id });
       return;
@@ -215,7 +185,7 @@ export class AccountSender {
    * Act on a failed send as `decideAfterFailure` says. The attempt happened (an ambiguous one may even
    * have reached the provider), so its outcome paces the account like a sent one: `accountNextSendAt`.
    */
-  private async failed(p: Planned, attempt: Extract<SendAttempt, { ok: false }>, accountNextSendAt: number): Promise<void> {
+  protected async failed(p: Planned, attempt: Extract<SendAttempt, { ok: false }>, accountNextSendAt?: number): Promise<void> {
     const { ctx } = this.d;
     const { error } = attempt;
     const ref = { campaignId: this.campaign.id, recipientId: p.recipient.id, phone: p.recipient.phone };
@@ -224,7 +194,8 @@ export class AccountSender {
     switch (decision.action) {
       case 'retry': {
         if (decision.backOffAccountMs !== undefined) await backOffAccount(ctx, this.account.id, decision.backOffAccountMs);
-        this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, decision.attempts, now, true), accountId: this.account.id, error: error.message, accountEffect: decision.accountEffect, accountNextSendAt });
+        if (error.kind === 'rate_limited' && error.scope !== 'recipient') this.account.throttle.slowDown();
+        this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, decision.attempts, now, true), accountId: this.account.id, error: error.message, accountEffect: decision.accountEffect, ...paced(accountNextSendAt) });
         ctx.emit('message:retrying', { ...ref, accountId: this.account.id, attempt: decision.attempts, error: error.message, kind: error.kind });
         // Its return to the queue is in this sender's pending outcomes: only this account retries it.
         this.queue.putBack([{ ...p.recipient, attempts: decision.attempts, text: p.text }], now + decision.afterMs, this.account.id);
@@ -232,7 +203,7 @@ export class AccountSender {
       }
       case 'account_lost':
         // No attempt consumed; the recipient goes back to pending for another account or later.
-        this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, p.attempt - 1, now, false), accountId: this.account.id, accountNextSendAt });
+        this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, p.attempt - 1, now, false), accountId: this.account.id, ...paced(accountNextSendAt) });
         await this.flush();
         await markAccountLost(ctx, this.account.id, error);
         this.stop = { kind: 'account_gone' };
@@ -249,7 +220,7 @@ export class AccountSender {
           error: error.message,
           skipReason: decision.skipReason ?? null,
           accountEffect: decision.accountEffect,
-          accountNextSendAt,
+          ...paced(accountNextSendAt),
         };
         this.pending.add(outcome, () => {
           if (decision.status === 'skipped') ctx.emit('message:skipped', { ...ref, reason: decision.skipReason!, detail: error.message });
@@ -265,7 +236,7 @@ export class AccountSender {
   }
 
   /** Wait for a granted slot, showing "typing..." meanwhile. False when stopped first. */
-  private async waitForSlot(at: number, p: Planned): Promise<boolean> {
+  protected async waitForSlot(at: number, p: Planned): Promise<boolean> {
     if (at > this.d.ctx.clock.now() && p.leadMs > 0 && this.account.transport.typing) {
       void this.account.transport.typing(p.recipient.phone, p.leadMs).catch(() => undefined);
     }
@@ -276,7 +247,7 @@ export class AccountSender {
    * Sleep until `at` on the engine's clock. False when the sender must stop instead: stopped
    * (halted), or, for a wait that holds no granted slot, `at` lies past the step's deadline (deferred).
    */
-  private async waitUntil(at: number, granted: boolean): Promise<boolean> {
+  protected async waitUntil(at: number, granted: boolean): Promise<boolean> {
     const { clock } = this.d.ctx;
     const now = clock.now();
     if (this.limits.signal.aborted) {
@@ -302,7 +273,7 @@ export class AccountSender {
    * (the run's last flush keeps them for the next tick) and the sender stops. Returns the accounts
    * the outcomes disabled.
    */
-  private async flush(): Promise<string[]> {
+  protected async flush(): Promise<string[]> {
     try {
       return await this.d.recorder.flush(this.pending);
     } catch (error) {
@@ -312,6 +283,8 @@ export class AccountSender {
     }
   }
 }
+
+const paced = (accountNextSendAt: number | undefined) => (accountNextSendAt !== undefined ? { accountNextSendAt } : {});
 
 const toItem = (p: Planned): PlannedSend => ({ recipientId: p.recipientId, campaignId: p.campaignId, text: p.text, attempt: p.attempt, gapMs: p.gapMs, leadMs: p.leadMs });
 

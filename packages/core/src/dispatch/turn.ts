@@ -8,6 +8,10 @@ export class FifoTurn implements Turn {
   private tail: Promise<void> = Promise.resolve();
   private queued = 0;
 
+  get busy(): boolean {
+    return this.queued > 0;
+  }
+
   get contended(): boolean {
     return this.queued > 1;
   }

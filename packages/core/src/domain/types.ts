@@ -153,6 +153,12 @@ export interface Pacing {
    * human-paced providers; raise it only for official APIs that take bursts.
    */
   maxInFlight: number;
+  /**
+   * Pace by rate instead of by a human interval (official APIs): sends spaced evenly at this many per
+   * second (a little under it, so a late send never pushes a second over), up to `maxInFlight` on the
+   * wire at once. Null (the default): the `intervalMs` gap, one send after another's answer.
+   */
+  ratePerSecond: number | null;
 }
 
 export type AccountState = 'active' | 'disabled' | 'stopped';

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { EngineContext } from '../context.js';
 import { ShutdownError } from '../errors.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
@@ -120,6 +121,8 @@ export class Runner {
     const { ctx } = this;
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, this.stopController.signal]);
+    // A rate-paced account waits for up to its window of slots at once, each listening to this signal.
+    setMaxListeners(0, signal);
     const done = (async () => {
       try {
         while (!signal.aborted) {

@@ -151,6 +151,7 @@ export const pacingSchema = z
     typingMsPerChar: z.number().nonnegative().max(1_000).default(0),
     typingMaxMs: z.number().int().nonnegative().max(60_000).default(8_000),
     maxInFlight: z.number().int().min(1).max(1_000).default(1),
+    ratePerSecond: z.number().positive().max(10_000).nullish().transform((v) => v ?? null),
   })
   .strict()
   .default({
@@ -161,6 +162,7 @@ export const pacingSchema = z
     typingMsPerChar: 0,
     typingMaxMs: 8_000,
     maxInFlight: 1,
+    ratePerSecond: null,
   }) satisfies z.ZodType<Pacing, unknown>;
 
 export type PacingInput = z.input<typeof pacingSchema>;

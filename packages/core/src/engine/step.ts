@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { EngineContext } from '../context.js';
 import { isFinished } from '../domain/campaign-status.js';
@@ -37,6 +38,7 @@ export async function step(ctx: EngineContext, stopSignal: AbortSignal, ready: (
   const dispatcher = new Dispatcher(ctx, `${ctx.options.workerId}:step:${randomUUID().slice(0, 8)}`);
   const controller = new AbortController();
   const signal = AbortSignal.any([controller.signal, stopSignal]);
+  setMaxListeners(0, signal); // one listener per send waiting for its slot (see runner.ts)
   const beating = heartbeat(ctx, dispatcher.owner, signal);
   let processed = 0;
   let batches = 0;

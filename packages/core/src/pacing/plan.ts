@@ -17,10 +17,35 @@ export const typingMs = (pacing: Pacing, text: string): number =>
 export const drawGap = (pacing: Pacing, random: () => number): number => between(random, pacing.intervalMs.min, pacing.intervalMs.max);
 
 /**
+ * How far under its configured rate a rate-paced account is scheduled: a send that leaves a little
+ * late (an event loop busy for a few ms) then never pushes a second over the provider's limit.
+ */
+export const RATE_HEADROOM = 0.97;
+
+/** How late a rate-paced send may leave after its slot; later than that it is scheduled again, not sent late. */
+export const LATE_TOLERANCE_MS = 25;
+
+/**
+ * Gaps after `n` consecutive sends of a rate-paced account: 1000 / (rate x headroom x share) ms each,
+ * rounded so that their running sum never drifts from the exact spacing (12.5 ms -> 12, 13, 12, 13...).
+ */
+export function rateGaps(pacing: Pacing, n: number, share = 1): number[] {
+  const spacing = 1_000 / (pacing.ratePerSecond! * RATE_HEADROOM * share);
+  const gaps: number[] = [];
+  for (let i = 0; i < n; i++) gaps.push(Math.ceil((i + 1) * spacing) - Math.ceil(i * spacing));
+  return gaps;
+}
+
+/** Whether the account is paced by rate (official APIs: concurrent sends up to its window) rather than by a human interval. */
+export const isRatePaced = (pacing: Pacing): boolean => pacing.ratePerSecond !== null;
+
+/**
  * How many of an account's sends go into one write-ahead: the configured group (checkpoints), but
  * no more than fit in `maxDelayMs` of the account's pacing, so outcomes are not held back long.
  */
 export function groupSize(pacing: Pacing, checkpoints: { groupSize: number; maxDelayMs: number }): number {
+  // A rate-paced account writes ahead what its window has room for (see AccountSender).
+  if (isRatePaced(pacing)) return pacing.maxInFlight;
   if (checkpoints.groupSize <= 1) return 1;
   const perSend = (pacing.intervalMs.min + pacing.intervalMs.max) / 2 + (pacing.typingMsPerChar > 0 ? pacing.typingMaxMs / 2 : 0);
   return perSend <= 0 ? checkpoints.groupSize : Math.max(1, Math.min(checkpoints.groupSize, Math.floor(checkpoints.maxDelayMs / perSend)));
@@ -39,7 +64,7 @@ export const inFlightWindow = (pacing: Pacing, group: number): number => Math.ma
  */
 export function claimLimit(pacings: Pacing[], claimSize: number, leaseMs: number): number {
   const perAccount = pacings.map((p) => {
-    const avg = (p.intervalMs.min + p.intervalMs.max) / 2;
+    const avg = isRatePaced(p) ? 1_000 / p.ratePerSecond! : (p.intervalMs.min + p.intervalMs.max) / 2;
     return avg <= 0 ? claimSize : Math.max(1, Math.floor(leaseMs / 2 / avg)) * Math.max(1, p.maxInFlight);
   });
   return Math.max(1, Math.min(claimSize, perAccount.reduce((s, n) => s + n, 0)));
@@ -55,6 +80,6 @@ export interface PlannedSend {
 }
 
 /** The store request that writes `sends` ahead through one account, with the cap windows in force at `now`. */
-export function writeAhead(accountId: string, pacing: Pacing, sends: PlannedSend[], window: number, now: number, capTimeZone: string): WriteAhead {
-  return { accountId, maxInFlight: window, ...capWindows(pacing, now, capTimeZone), items: sends };
+export function writeAhead(accountId: string, pacing: Pacing, sends: PlannedSend[], window: number, now: number, capTimeZone: string, aheadMs = 0): WriteAhead {
+  return { accountId, maxInFlight: window, ...(aheadMs > 0 ? { aheadMs } : {}), ...capWindows(pacing, now, capTimeZone), items: sends };
 }

@@ -41,6 +41,12 @@ export interface SlotItem {
 
 export interface SlotRequest {
   maxInFlight: number;
+  /**
+   * How far ahead of now the first slot may lie (rate-paced accounts keep their pipeline full by
+   * writing the next sends ahead before the current ones left). 0 (the default): a send is written
+   * ahead only when its account may send now.
+   */
+  aheadMs?: number | undefined;
   hourly?: CapWindow | undefined;
   daily?: CapWindow | undefined;
   items: SlotItem[];
@@ -48,8 +54,9 @@ export interface SlotRequest {
 
 /**
  * Reserve consecutive slots of one account for `items`, in order, as if each were reserved when the
- * previous one's gap ends: the first new reservation needs `nextSendAt <= now`, item i's slot is the
- * previous slot + its gap + item i's lead, and every grant counts toward the caps and the window.
+ * previous one's gap ends: the first new reservation needs `nextSendAt <= now + aheadMs` and starts at
+ * `max(now, nextSendAt)`, item i's slot is the previous slot + its gap + item i's lead, and every grant
+ * counts toward the caps and the window.
  * Returns one grant per item and the account's new pacing state (unchanged when nothing was granted).
  * The one source of slot arithmetic: the memory store calls it, SQL stores implement it and are
  * checked against it.
@@ -69,7 +76,7 @@ export function reserveSlots(account: AccountSlots, request: SlotRequest, now: n
       grants.push({ granted: false, reason: refusal.reason, retryAt: refusal.retryAt ?? now });
       continue;
     }
-    const slotAt = at + item.leadMs;
+    const slotAt = Math.max(at, a.nextSendAt) + item.leadMs;
     a.nextSendAt = slotAt + item.gapMs;
     at = Math.max(at, a.nextSendAt);
     a.inFlight++;
@@ -105,7 +112,7 @@ function firstRefusal(a: AccountSlots, request: SlotRequest, item: SlotItem, usa
         if (a.inFlight >= request.maxInFlight) return { reason: check };
         break;
       case 'pacing':
-        if (a.nextSendAt > at) return { reason: check, retryAt: a.nextSendAt };
+        if (a.nextSendAt > at + (request.aheadMs ?? 0)) return { reason: check, retryAt: a.nextSendAt - (request.aheadMs ?? 0) };
         break;
     }
   }

@@ -273,6 +273,8 @@ export interface WriteAhead {
   accountId: string;
   /** The account's window W (see `Pacing.maxInFlight`; grouped checkpoints widen it to the group). */
   maxInFlight: number;
+  /** How far ahead of now the first slot may lie (see `SlotRequest.aheadMs`); 0 when absent. */
+  aheadMs?: number;
   hourly?: CapWindow;
   daily?: CapWindow;
   items: WriteAheadItem[];

@@ -46,7 +46,7 @@ export function checkpoint(t: MemoryTables, input: CheckpointInput): CheckpointR
   if (!account) {
     return { outcomes, grants: items.map((it) => ({ granted: false, reason: it.row === 'lost' ? 'lease_lost' : 'account_unavailable', retryAt: now })) };
   }
-  const reserved = reserveSlots({ ...account, inFlight: t.inFlight(account.id) }, { maxInFlight: w.maxInFlight, hourly: w.hourly, daily: w.daily, items }, now);
+  const reserved = reserveSlots({ ...account, inFlight: t.inFlight(account.id) }, { maxInFlight: w.maxInFlight, aheadMs: w.aheadMs, hourly: w.hourly, daily: w.daily, items }, now);
   const { inFlight: _, ...pacingState } = reserved.account;
   if (reserved.grants.some((g, i) => g.granted && items[i]!.row === 'leased')) Object.assign(account, pacingState, { updatedAt: now });
   reserved.grants.forEach((g, i) => {

@@ -57,6 +57,7 @@ export const pacing = (o: Partial<Pacing> = {}): Pacing => ({
   typingMsPerChar: 0,
   typingMaxMs: 0,
   maxInFlight: 1,
+  ratePerSecond: null,
   ...o,
 });
 

@@ -1,0 +1,105 @@
+import type { Recipient } from '../domain/types.js';
+import { LATE_TOLERANCE_MS, rateGaps } from '../pacing/plan.js';
+import { AccountSender, returnToPending, type Planned } from './sender.js';
+
+/**
+ * The schedule of rate-paced accounts (official APIs, `pacing.ratePerSecond`): sends leave at their
+ * slots, spaced evenly at the account's rate, without waiting for each other's answers, up to its
+ * window `maxInFlight` on the wire at once (the store counts them across every worker). The next
+ * sends are written ahead while the current ones are still leaving (`aheadMs`), so the pipeline stays
+ * full; their outcomes ride with that write-ahead. A send that would leave later than
+ * `LATE_TOLERANCE_MS` after its slot is scheduled again instead of sent late (it could bunch with the
+ * next ones and push a second over the rate). "Too fast" answers shrink the rate and the window for a
+ * while (`Throttle`).
+ */
+export class RateSender extends AccountSender {
+  private readonly outstanding = new Set<Promise<void>>();
+
+  /** The window in use now: the configured one, shrunk after "too fast" answers. */
+  private get window(): number {
+    return Math.max(1, Math.floor(this.account.pacing.maxInFlight * this.account.throttle.share));
+  }
+
+  protected async schedule(): Promise<void> {
+    const { clock } = this.d.ctx;
+    try {
+      for (;;) {
+        if (this.limits.signal.aborted) this.stop ??= { kind: 'halted' };
+        const room = this.window - this.outstanding.size;
+        // Write ahead in groups of a quarter window at least (fewer store calls), unless nothing is on the wire.
+        if (!this.stop && room > 0 && (room * 4 >= this.window || this.outstanding.size === 0)) {
+          const recipients = this.queue.take(this.account.id, room, clock.now());
+          if (recipients.length > 0) {
+            await this.withTurn(() => this.launch(recipients));
+            if (this.windowFull) {
+              // Our own sends coming back free it; otherwise wait a moment for other workers' to.
+              if (this.outstanding.size === 0) {
+                if (!(await this.waitForWindow())) break;
+              } else {
+                this.windowFull = false;
+                await Promise.race(this.outstanding);
+              }
+            }
+            continue;
+          }
+          if (this.outstanding.size === 0) {
+            const ready = this.queue.nextReady(this.account.id);
+            if (ready === null) break;
+            await this.flush();
+            if (!(await this.waitUntil(ready, false))) break;
+            continue;
+          }
+        }
+        if (this.outstanding.size === 0) break;
+        // Outcomes free the window (for other workers too): record them when half a window has come back.
+        if (this.pending.size * 2 >= this.window) await this.flush();
+        await Promise.race(this.outstanding);
+      }
+    } finally {
+      await Promise.allSettled([...this.outstanding]);
+    }
+  }
+
+  /** Write a group ahead and start each granted send at its slot. */
+  private async launch(recipients: Recipient[]): Promise<void> {
+    const pacing = this.account.pacing;
+    const share = this.account.throttle.share;
+    const planned = this.plan(
+      recipients,
+      (n) => rateGaps(pacing, n, share),
+      () => 0,
+    );
+    if (planned.length === 0) return;
+    // The first slot may lie as far ahead as a full window of sends takes at this rate.
+    const aheadMs = Math.ceil((this.window * 1_000) / (pacing.ratePerSecond! * share));
+    const grants = await this.writeAhead(planned, this.window, 0, aheadMs);
+    if (!grants) return;
+    grants.forEach((g, i) => {
+      const p = planned[i]!;
+      if (!g.granted) return this.refused(p, g);
+      const task: Promise<void> = this.sendAt(p, g.slotAt).finally(() => this.outstanding.delete(task));
+      this.outstanding.add(task);
+    });
+  }
+
+  private async sendAt(p: Planned, slotAt: number): Promise<void> {
+    const { clock } = this.d.ctx;
+    if (!(await this.waitUntil(slotAt, true))) {
+      this.pending.add(returnToPending(p.recipient, this.campaign.id, p.attempt - 1, clock.now(), false));
+      return;
+    }
+    if (clock.now() > slotAt + LATE_TOLERANCE_MS) {
+      // Too late for its slot: not an attempt; it gets a new slot (its lease kept, this sender retries it).
+      this.pending.add(returnToPending(p.recipient, this.campaign.id, p.attempt - 1, clock.now(), true));
+      this.queue.putBack([{ ...p.recipient, text: p.text }], 0, this.account.id);
+      return;
+    }
+    const attempt = await this.send(p);
+    if (attempt.ok) {
+      this.sent(p, attempt.sent.providerMessageId, attempt.sent.acceptedAt);
+      this.account.throttle.sent();
+    } else {
+      await this.failed(p, attempt);
+    }
+  }
+}

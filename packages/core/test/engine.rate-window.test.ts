@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { createEngine, createMemoryStore, createSimulatorTransport, silentLogger, type SimulatorTransport } from '@disparo/core';
+import { VirtualClock, seededRandom } from '@disparo/core/testing';
+import { campaignWith, duplicateSends, expectCountersMatchRows, runUntil } from './helpers.js';
+
+/** The most messages the provider accepted in any window of `ms` (sliding). */
+function maxInWindow(times: number[], ms: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let best = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i]! - sorted[j]! >= ms) j++;
+    best = Math.max(best, i - j + 1);
+  }
+  return best;
+}
+
+/** The most sends of one account on the wire at once, from their start and answer times. */
+function maxOnWire(spans: Array<{ start: number; end: number }>): number {
+  const points = spans.flatMap((s) => [
+    { at: s.start, d: 1 },
+    { at: s.end, d: -1 },
+  ]);
+  points.sort((a, b) => a.at - b.at || a.d - b.d);
+  let now = 0;
+  let best = 0;
+  for (const p of points) best = Math.max(best, (now += p.d));
+  return best;
+}
+
+/** A rate-paced account on the virtual clock whose provider records how long each send was on the wire. */
+function rig(options: { rate: number; window: number; latency: { min: number; max: number }; failureRates?: Record<string, number> }) {
+  const clock = new VirtualClock();
+  const store = createMemoryStore();
+  const sim = createSimulatorTransport({ seed: 5, clock, latencyMs: options.latency, failureRates: options.failureRates ?? {}, rateLimitRetryAfterMs: 1_000 });
+  const spans: Array<{ start: number; end: number }> = [];
+  const transport = {
+    name: sim.name,
+    async send(message: Parameters<SimulatorTransport['send']>[0], opts?: Parameters<SimulatorTransport['send']>[1]) {
+      const span = { start: clock.now(), end: Number.POSITIVE_INFINITY };
+      spans.push(span);
+      try {
+        return await sim.send(message, opts);
+      } finally {
+        span.end = clock.now();
+      }
+    },
+  };
+  const engine = createEngine({
+    store,
+    clock,
+    logger: silentLogger,
+    random: seededRandom(3),
+    claimSize: 2_000,
+    accounts: [{ id: 'a1', transport, pacing: { ratePerSecond: options.rate, maxInFlight: options.window } }],
+  });
+  return { clock, store, engine, sim, spans, sims: { a1: sim } };
+}
+
+describe('rate-paced accounts: an in-flight window and a rate', () => {
+  it('80 per second with 150 ms of latency: sends overlap on the wire, the rate is held in every second, and it is nearly used', async () => {
+    const r = rig({ rate: 80, window: 16, latency: { min: 150, max: 150 } });
+    const c = await campaignWith(r.engine, 1_200, { batchSize: 1_200 });
+    await r.engine.start(c.id);
+    const started = r.clock.now();
+    await runUntil(r, 'campaign:completed');
+    const elapsed = (r.sim.sends.at(-1)!.at - r.sim.sends[0]!.at) / 1_000;
+    const times = r.sim.sends.map((s) => s.at);
+    expect(r.sim.sends).toHaveLength(1_200);
+    expect(duplicateSends([r.sim])).toEqual([]);
+    expect(maxInWindow(times, 1_000)).toBeLessThanOrEqual(80);
+    expect(1_200 / elapsed).toBeGreaterThanOrEqual(76);
+    // One send after another's answer could only reach 1000 / 150 = 6.7 per second.
+    expect(maxOnWire(r.spans)).toBeGreaterThan(1);
+    expect(maxOnWire(r.spans)).toBeLessThanOrEqual(16);
+    const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
+    expect(counters).toEqual(counted);
+    expect(counted.sent).toBe(1_200);
+    expect(r.clock.now() - started).toBeLessThan(60_000);
+  });
+
+  it('never more on the wire than the window, even when the rate would allow more', async () => {
+    const r = rig({ rate: 1_000, window: 8, latency: { min: 100, max: 200 } });
+    const c = await campaignWith(r.engine, 600, { batchSize: 600 });
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(r.sim.sends).toHaveLength(600);
+    expect(maxOnWire(r.spans)).toBe(8);
+  });
+
+  it('"too fast" answers slow the account down instead of failing recipients', async () => {
+    const r = rig({ rate: 100, window: 10, latency: { min: 50, max: 50 }, failureRates: { rate_limited: 0.05 } });
+    const c = await campaignWith(r.engine, 400, { batchSize: 400, maxAttempts: 1 });
+    const limited: number[] = [];
+    r.engine.on('message:retrying', (e) => e.kind === 'rate_limited' && limited.push(e.attempt));
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    const { counted } = await expectCountersMatchRows(r.store, c.id);
+    // Rate limits consume no attempt: with one attempt each, every recipient was still sent.
+    expect(limited.length).toBeGreaterThan(5);
+    expect(counted).toMatchObject({ sent: 400, failed: 0 });
+    expect(duplicateSends([r.sim])).toEqual([]);
+  });
+});
