@@ -35,7 +35,10 @@ const RUN = Date.now().toString(36);
 const INTERRUPTED_EXIT = process.env.npm_lifecycle_event ? 0 : 130;
 
 /** What Ctrl-C does right now; replaced as the demo moves from opening the store to sending. */
-let onInterrupt: () => void = () => process.exit(INTERRUPTED_EXIT);
+let onInterrupt: () => void = () => {
+  console.log('\nInterrupted while opening the store; nothing was sent.');
+  process.exit(INTERRUPTED_EXIT);
+};
 let interruptedAt = 0;
 const interrupt = () => {
   // pnpm passes the terminal's Ctrl-C on to us, so the same keypress arrives twice within milliseconds.
@@ -61,7 +64,10 @@ async function campaignOrNull(engine: Engine, id: string): Promise<Campaign | nu
 
 async function main() {
   const { store, clock, description, close } = await openStore({ fresh: flag('fresh') });
-  onInterrupt = () => void close().finally(() => process.exit(INTERRUPTED_EXIT));
+  onInterrupt = () => {
+    console.log('\nInterrupted before sending started. Run the demo again: it picks up where it stopped.');
+    void close().finally(() => process.exit(INTERRUPTED_EXIT));
+  };
   console.log(`Disparo demo — store: ${description}`);
 
   const accounts = ['acct-a', 'acct-b', 'acct-c'].map((id, i) => ({
@@ -198,7 +204,8 @@ function* audience(n: number): Generator<{ phone: string; vars: Record<string, s
 main().then(
   () => process.exit(0),
   (error: unknown) => {
-    if (error instanceof Interrupted) process.exit(INTERRUPTED_EXIT);
+    // Interrupted (also mid-import, where closing the store fails the import): the message is already out.
+    if (error instanceof Interrupted || interruptedAt) process.exit(INTERRUPTED_EXIT);
     console.error(error);
     process.exit(1);
   },
