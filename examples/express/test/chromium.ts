@@ -2,9 +2,9 @@
  * A headless Chromium for the browser tests, with nothing to install by hand. In order:
  *
  * 1. `CHROMIUM_PATH`, when set (your own Chrome or Chromium);
- * 2. the Chromium that the `@sparticuz/chromium` npm package ships (brotli-compressed inside the
- *    package, so it arrives with `pnpm install` from the npm registry; no download at run time),
- *    unpacked once into `<os temp>/disparo-chromium-<version>/`;
+ * 2. on Linux x64, the Chromium that the `@sparticuz/chromium` npm package ships (brotli-compressed
+ *    inside the package, so it arrives with `pnpm install` from the npm registry; no download at run
+ *    time), unpacked once into `<os temp>/disparo-chromium-<version>/`;
  * 3. Debian's `/usr/bin/chromium`, if that one cannot start (e.g. a slim image without the shared
  *    libraries Chromium needs) and it is installed.
  *
@@ -66,10 +66,14 @@ async function packagedChromium(): Promise<string> {
 
 export async function launchChromium(): Promise<{ browser: Browser; source: string }> {
   const failures: string[] = [];
+  const linuxX64 = process.platform === 'linux' && process.arch === 'x64';
+  if (!process.env.CHROMIUM_PATH && !linuxX64) {
+    failures.push(`- the @sparticuz/chromium npm package: it ships a Linux x64 build only, and this is ${process.platform}-${process.arch}`);
+  }
   const candidates: Array<{ source: string; path: () => Promise<string> }> = process.env.CHROMIUM_PATH
     ? [{ source: `CHROMIUM_PATH (${process.env.CHROMIUM_PATH})`, path: async () => process.env.CHROMIUM_PATH! }]
     : [
-        { source: 'the @sparticuz/chromium npm package', path: packagedChromium },
+        ...(linuxX64 ? [{ source: 'the @sparticuz/chromium npm package', path: packagedChromium }] : []),
         ...(existsSync(DEBIAN_CHROMIUM) ? [{ source: `Debian's ${DEBIAN_CHROMIUM}`, path: async () => DEBIAN_CHROMIUM }] : []),
       ];
   for (const candidate of candidates) {
@@ -83,7 +87,8 @@ export async function launchChromium(): Promise<{ browser: Browser; source: stri
   }
   throw new Error(
     `No Chromium could start for the browser test.\n${failures.join('\n')}\n` +
-      'What to do: a missing shared library (libnss3, libatk...) means this system lacks what Chromium needs: on Debian or Ubuntu ' +
-      '"apt-get install chromium" brings them (and a Chromium this test then uses); or set CHROMIUM_PATH to a Chrome or Chromium that runs here.',
+      'What to do: set CHROMIUM_PATH to a Chrome or Chromium that runs here (on macOS, e.g. ' +
+      '"/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"). On Linux, a missing shared library (libnss3, libatk...) ' +
+      'means the system lacks what Chromium needs: on Debian or Ubuntu "apt-get install chromium" brings them, and a Chromium this test then uses.',
   );
 }
