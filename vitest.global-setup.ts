@@ -3,7 +3,7 @@
  * the test files through `inject('databaseUrl')`. Each file creates its own database on it.
  */
 import type { TestProject } from 'vitest/node';
-import { startPostgres, type RunningPostgres } from './packages/adapter-postgres/scripts/embedded-pg.js';
+import { EmbeddedPostgresError, startPostgres, type RunningPostgres } from './packages/adapter-postgres/scripts/embedded-pg.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -21,7 +21,13 @@ export async function setup(project: TestProject): Promise<void> {
     project.provide('databaseUrl', '');
     return;
   }
-  server = await startPostgres();
+  try {
+    server = await startPostgres();
+  } catch (error) {
+    // The message says what happened and what to do; a stack through vitest's internals would only bury it.
+    if (error instanceof EmbeddedPostgresError) error.stack = `${error.name}: ${error.message}`;
+    throw error;
+  }
   project.provide('databaseUrl', server.url);
 }
 

@@ -6,9 +6,10 @@
  *   pnpm demo --fresh         # forget the previous run and start over
  *   pnpm demo --recipients 5000
  */
-import { createEngine, createSimulatorTransport, type StateStore } from '@disparo/core';
-import { LiveLine, renderProgress } from './progress-bar.js';
+import { createEngine, createSimulatorTransport, NotFoundError, type Campaign, type Engine, type Progress } from '@disparo/core';
+import { LiveLine, renderProgress, statusRows } from './progress-bar.js';
 import { openStore } from './store.js';
+import type { RunClock } from './run-clock.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -26,8 +27,47 @@ const RECIPIENTS = option('recipients', 3_000);
 const CAMPAIGN_ID = 'demo-campaign';
 const RUN = Date.now().toString(36);
 
+/**
+ * After a clean interrupt (state saved, resumable) the demo exits 0 when a package manager runs it:
+ * pnpm reports any other ending, even 130 or death by SIGINT, as a failed script (ELIFECYCLE) under our
+ * message, while `npx` still hands the shell 130. Run directly (tsx src/main.ts), it exits 130 as usual.
+ */
+const INTERRUPTED_EXIT = process.env.npm_lifecycle_event ? 0 : 130;
+
+/** What Ctrl-C does right now; replaced as the demo moves from opening the store to sending. */
+let onInterrupt: () => void = () => {
+  console.log('\nInterrupted while opening the store; nothing was sent.');
+  process.exit(INTERRUPTED_EXIT);
+};
+let interruptedAt = 0;
+const interrupt = () => {
+  // pnpm passes the terminal's Ctrl-C on to us, so the same keypress arrives twice within milliseconds.
+  if (interruptedAt && Date.now() - interruptedAt < 1_000) return;
+  if (interruptedAt) {
+    console.error('\nStopping now. The message that was on the wire is settled as in doubt on the next run.');
+    process.exit(130);
+  }
+  interruptedAt = Date.now();
+  onInterrupt();
+};
+process.on('SIGINT', interrupt);
+process.on('SIGTERM', interrupt);
+
+async function campaignOrNull(engine: Engine, id: string): Promise<Campaign | null> {
+  try {
+    return await engine.getCampaign(id);
+  } catch (error) {
+    if (NotFoundError.isInstance(error)) return null;
+    throw error;
+  }
+}
+
 async function main() {
-  const { store, description, close } = await openStore({ fresh: flag('fresh') });
+  const { store, clock, description, close } = await openStore({ fresh: flag('fresh') });
+  onInterrupt = () => {
+    console.log('\nInterrupted before sending started. Run the demo again: it picks up where it stopped.');
+    void close().finally(() => process.exit(INTERRUPTED_EXIT));
+  };
   console.log(`Disparo demo — store: ${description}`);
 
   const accounts = ['acct-a', 'acct-b', 'acct-c'].map((id, i) => ({
@@ -47,11 +87,11 @@ async function main() {
   const engine = createEngine({ store, accounts, pollIntervalMs: 100, leaseMs: 5_000 });
   engine.on('error', ({ context, error }) => console.error(`\n[error] ${context}:`, error));
 
-  let campaign = await store.getCampaign(CAMPAIGN_ID);
+  let campaign = await campaignOrNull(engine, CAMPAIGN_ID);
   if (campaign && (campaign.status === 'completed' || campaign.status === 'cancelled')) {
-    console.log(`The demo campaign already ${campaign.status}. Summary below; run "pnpm demo --fresh" to start over.\n`);
+    console.log(`The demo campaign already ${campaign.status}. Summary below; run "pnpm demo --fresh" to start over.`);
   } else if (campaign && campaign.status !== 'draft') {
-    console.log(`Resuming the demo campaign from batch ${campaign.currentBatch} (${campaign.counters.pending + campaign.counters.sending} recipients left).`);
+    console.log(`Resuming the demo campaign in batch ${campaign.currentBatch} (${campaign.counters.pending + campaign.counters.sending} of ${campaign.counters.total} recipients left).`);
     if (campaign.status === 'paused') await engine.resume(CAMPAIGN_ID);
   } else {
     // A first run, or one interrupted during the import: importing again is safe (phones already in count as duplicates).
@@ -73,50 +113,77 @@ async function main() {
   }
 
   const line = new LiveLine();
-  let finished = (await store.getCampaign(CAMPAIGN_ID))!.status !== 'running';
-  const done = new Promise<void>((resolve) => {
-    if (finished) resolve();
-    engine.on('campaign:completed', () => resolve());
-  });
-  const stopping = () => {
-    line.done('\nInterrupted: the message on the wire finishes, then we stop. Run the demo again to resume.');
-    void engine.stop().then(() => close()).then(() => process.exit(130));
-  };
-  process.once('SIGINT', stopping);
-  process.once('SIGTERM', stopping);
-
-  const running = finished ? Promise.resolve() : engine.run();
-  const timer = setInterval(() => {
-    void engine.progress(CAMPAIGN_ID).then((p) => line.update(renderProgress(p)));
-  }, 150);
-  await done;
-  finished = true;
-  clearInterval(timer);
-  await engine.stop();
-  await running;
+  const running = (await engine.getCampaign(CAMPAIGN_ID)).status === 'running';
+  if (running) {
+    try {
+      await send(engine, clock, line);
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  }
 
   const p = await engine.progress(CAMPAIGN_ID);
-  line.done(renderProgress(p));
-  await printSummary(store, CAMPAIGN_ID);
+  line.done(render(p, clock));
+  printSummary(p, clock);
   await close();
 }
 
-async function printSummary(store: StateStore, campaignId: string) {
-  const c = (await store.getCampaign(campaignId))!;
-  const batches = await store.listBatches(campaignId);
-  console.log(`\nCampaign "${c.name}" ${c.status}${c.finishedAt && c.startedAt ? ` in ${((c.finishedAt - c.startedAt) / 1000).toFixed(1)} s` : ''}.`);
-  console.log('\nPer status:');
-  console.table(Object.fromEntries(Object.entries(c.counters).map(([k, v]) => [k, { recipients: v }])));
+const render = (p: Progress, clock: RunClock) =>
+  renderProgress(p, { perSecond: clock.rate(p.processed), etaMs: clock.etaMs(p.processed, p.remaining) });
+
+/** Runs the engine until the campaign completes or Ctrl-C, with the live progress line. */
+async function send(engine: Engine, clock: RunClock, line: LiveLine): Promise<void> {
+  clock.start((await engine.progress(CAMPAIGN_ID)).processed);
+  let ticking = true;
+  let last = '';
+  const tick = async () => {
+    const p = await engine.progress(CAMPAIGN_ID);
+    if (!ticking) return;
+    clock.save(Date.now(), false);
+    last = render(p, clock);
+    line.update(last);
+  };
+  const timer = setInterval(() => void tick().catch(() => undefined), 150);
+  const completed = new Promise<'completed'>((resolve) => engine.on('campaign:completed', ({ campaign }) => campaign.id === CAMPAIGN_ID && resolve('completed')));
+  const interrupted = new Promise<'interrupted'>((resolve) => {
+    onInterrupt = () => resolve('interrupted');
+  });
+  const run = engine.run();
+  const outcome = await Promise.race([completed, interrupted]);
+  ticking = false;
+  clearInterval(timer);
+  if (outcome === 'interrupted') {
+    line.done(last);
+    console.log('Interrupted: the message on the wire finishes, then we stop. Run the demo again to resume.');
+  }
+  await engine.stop();
+  await run;
+  clock.stop();
+  if (outcome === 'interrupted') {
+    const p = await engine.progress(CAMPAIGN_ID);
+    console.log(`Stopped at ${p.percent.toFixed(1)}%: ${p.sent} sent, ${p.remaining} left.`);
+    throw new Interrupted();
+  }
+}
+
+class Interrupted extends Error {}
+
+function printSummary(p: Progress, clock: RunClock) {
+  const runs = clock.runCount;
+  const took = `${(clock.activeMs() / 1000).toFixed(1)} s of sending${runs > 1 ? ` over ${runs} runs (time between runs not counted)` : ''}`;
+  console.log(`\nCampaign "${p.name}" ${p.status}${p.status === 'completed' ? ` in ${took}` : ''}.`);
+  console.log('\nPer status ("sent" = every message that went out, as in the progress line and the batches):');
+  console.table(statusRows(p));
   console.log('Per batch:');
   console.table(
-    batches.map((b) => ({
+    p.batches.map((b) => ({
       batch: b.batch,
       size: b.size,
       sent: b.sent,
       failed: b.failed,
       skipped: b.skipped,
-      unknown: b.unknown,
-      seconds: b.startedAt && b.finishedAt ? Number(((b.finishedAt - b.startedAt) / 1000).toFixed(1)) : null,
+      'in doubt': b.unknown,
     })),
   );
 }
@@ -134,7 +201,12 @@ function* audience(n: number): Generator<{ phone: string; vars: Record<string, s
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    // Interrupted (also mid-import, where closing the store fails the import): the message is already out.
+    if (error instanceof Interrupted || interruptedAt) process.exit(INTERRUPTED_EXIT);
+    console.error(error);
+    process.exit(1);
+  },
+);

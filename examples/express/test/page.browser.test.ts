@@ -1,13 +1,13 @@
 /// <reference lib="dom" />
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { loadConfig } from '../src/config.js';
 import { testDatabase } from '../../../packages/adapter-postgres/test/support.js';
 import { startServer, type Running } from '../src/server.js';
+import { launchChromium } from './chromium.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const artefacts = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 
 let server: Running;
@@ -15,7 +15,6 @@ let browser: Browser;
 const key = 'browser-key-0123456789';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium) or set CHROMIUM_PATH.`);
   server = await startServer(
     loadConfig({
       PORT: '0',
@@ -29,11 +28,8 @@ beforeAll(async () => {
     }),
     { pushIntervalMs: 200, pollIntervalMs: 100 },
   );
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}, 60_000);
+  ({ browser } = await launchChromium());
+}, 90_000);
 
 afterAll(async () => {
   await browser?.close();

@@ -1,4 +1,4 @@
-import { TransportError, type AccountStopReason, type TransportErrorKind } from '@disparo/core';
+import { TransportError, type AccountStopReason, type TransportErrorKind } from '@disparo/core/transport';
 
 /**
  * `send`: the call may have made WhatsApp send a message, so a failure whose outcome is unknown is

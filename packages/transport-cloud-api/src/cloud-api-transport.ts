@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TransportError, ValidationError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core';
+import { TransportError, ValidationError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
 import { classifyCloudApiError, type Backoffs } from './classify.js';
 import { readHealth, pacingRecommendation, type CloudApiHealth, type PacingRecommendation, type QualitySignal, type QualityUpdate } from './health.js';
 import { graphRequest, type GraphClient, type GraphResult } from './http.js';

@@ -1,4 +1,4 @@
-import { TransportError } from '@disparo/core';
+import { TransportError } from '@disparo/core/transport';
 import { classifyCloudApiError } from './classify.js';
 import { graphRequest, type GraphClient } from './http.js';
 import { HIGH_THROUGHPUT, pacingPolicySchema, parseOptions, STANDARD_THROUGHPUT, type PacingPolicy, type ResolvedOptions } from './options.js';

@@ -1,4 +1,4 @@
-import { TransportError } from '@disparo/core';
+import { TransportError } from '@disparo/core/transport';
 import type { Operation } from './classify.js';
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;

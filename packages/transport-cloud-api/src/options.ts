@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '@disparo/core';
+import { ValidationError } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
 import type { PacingRecommendation, QualityUpdate } from './health.js';
 

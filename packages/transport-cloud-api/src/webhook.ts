@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { WebhookError, type TransportEvent } from '@disparo/core';
+import { WebhookError, type TransportEvent } from '@disparo/core/transport';
 import { classifyCloudApiCode, describeGraphError, errorOptions, type Backoffs, type CodeClass } from './classify.js';
 import { messagingLimit, type QualityUpdate } from './health.js';
 import { rawBytes } from './signature.js';

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createEngine, createMemoryStore, silentLogger, WebhookError, type Engine, type TransportEvent } from '@disparo/core';
+import { createEngine, createMemoryStore, silentLogger, type Engine } from '@disparo/core';
+import { WebhookError, type TransportEvent } from '@disparo/core/transport';
 import { cloudApiTemplateText, type CloudApiTransport } from '@disparo/transport-cloud-api';
 import { FakeGraph } from './fake-graph.js';
 import { transportFor, VERIFY_TOKEN } from './helpers.js';

@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TransportError, VirtualClock } from '@disparo/core';
+import { TransportError } from '@disparo/core/transport';
+import { VirtualClock } from '@disparo/core/testing';
 import { classifyCloudApiCode, classifyCloudApiError, CLOUD_API_ERROR_TABLE, createCloudApiTransport } from '@disparo/transport-cloud-api';
 import { FakeGraph, graphErrorBody, type Reply } from './fake-graph.js';
 import { fixture, fixtureNames } from './fixtures.js';

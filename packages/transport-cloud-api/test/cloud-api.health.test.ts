@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ValidationError, VirtualClock } from '@disparo/core';
+import { ValidationError } from '@disparo/core/transport';
+import { VirtualClock } from '@disparo/core/testing';
 import { pacingRecommendation, readCloudApiHealth, type QualitySignal } from '@disparo/transport-cloud-api';
 import { FakeGraph } from './fake-graph.js';
 import { fixture } from './fixtures.js';

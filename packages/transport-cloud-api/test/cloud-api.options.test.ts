@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '@disparo/core';
+import { ValidationError } from '@disparo/core/transport';
 import { createCloudApiTransport } from '@disparo/transport-cloud-api';
 
 const valid = { phoneNumberId: '100000000000001', accessToken: 'EAAG-token' };
@@ -37,11 +37,11 @@ describe('createCloudApiTransport options', () => {
     [{ ...valid, throughputBackoffMs: -1 }, 'throughputBackoffMs'],
     [{ ...valid, pacing: { ratePerSecond: 5_000 } }, 'pacing.ratePerSecond'],
     [{ ...valid, pacing: { red: 'stop' } }, 'pacing.red'],
-    [{ ...valid, pacing: { nope: 1 } }, 'pacing'],
+    [{ ...valid, pacing: { nope: 1 } }, 'pacing.nope'],
     [{ ...valid, clock: {} }, 'clock'],
     [{ ...valid, fetch: 'nope' }, 'fetch'],
     [{ ...valid, onQualityUpdate: 1 }, 'onQualityUpdate'],
-    [{ ...valid, unknownOption: true }, '(root)'],
+    [{ ...valid, unknownOption: true }, 'unknownOption'],
   ])('rejects %o naming %s', (options, field) => {
     const error = validationError(() => createCloudApiTransport(options as never));
     expect(error.field).toBe(field);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { VirtualClock } from '@disparo/core';
+import { VirtualClock } from '@disparo/core/testing';
 import { cloudApiTemplateText } from '@disparo/transport-cloud-api';
 import { FakeGraph } from './fake-graph.js';
 import { fixture } from './fixtures.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cloudApiTemplateText, parseTemplateText, templatePayload, TemplateTextError, type CloudApiTemplate } from '@disparo/transport-cloud-api';
-import { compileTemplate, renderTemplate } from '@disparo/core';
+import { compileTemplate, renderTemplate } from '../../core/src/domain/template.js';
 import { fixture } from './fixtures.js';
 
 describe('template directive', () => {

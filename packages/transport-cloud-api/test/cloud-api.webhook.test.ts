@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { VirtualClock, WebhookError, type TransportEvent } from '@disparo/core';
+import { WebhookError, type TransportEvent } from '@disparo/core/transport';
+import { VirtualClock } from '@disparo/core/testing';
 import {
   cloudApiSignature,
   cloudApiWebhookTargets,

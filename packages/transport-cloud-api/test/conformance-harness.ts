@@ -1,4 +1,4 @@
-import type { Transport, TransportErrorKind } from '@disparo/core';
+import type { Transport, TransportErrorKind } from '@disparo/core/transport';
 import { FakeGraph, metaSerialize, metaSign, type Reply } from './fake-graph.js';
 import { fixture } from './fixtures.js';
 import { transportFor } from './helpers.js';

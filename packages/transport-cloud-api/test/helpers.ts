@@ -1,4 +1,4 @@
-import { TransportError, type OutboundMessage } from '@disparo/core';
+import { TransportError, type OutboundMessage } from '@disparo/core/transport';
 import { createCloudApiTransport, type CloudApiTransportOptions } from '@disparo/transport-cloud-api';
 import type { FakeGraph } from './fake-graph.js';
 
