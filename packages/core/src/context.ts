@@ -17,6 +17,8 @@ export interface AccountRuntime {
   turn: Turn;
   /** A rate-paced account's share of its rate and window after "too fast" answers (AIMD). */
   throttle: Throttle;
+  /** When a send last said the account cannot send (logged out, banned...): slots granted before it are not used. */
+  lostAt: number;
   unsubscribe: (() => void) | null;
   /** The account's transport events, handled one at a time in arrival order. */
   events: Promise<void>;

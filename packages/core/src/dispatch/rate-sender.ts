@@ -74,17 +74,19 @@ export class RateSender extends AccountSender {
     const aheadMs = Math.ceil((this.window * 1_000) / (pacing.ratePerSecond! * share));
     const grants = await this.writeAhead(planned, this.window, 0, aheadMs);
     if (!grants) return;
+    const grantedAt = this.d.ctx.clock.now();
     grants.forEach((g, i) => {
       const p = planned[i]!;
       if (!g.granted) return this.refused(p, g);
-      const task: Promise<void> = this.sendAt(p, g.slotAt).finally(() => this.outstanding.delete(task));
+      const task: Promise<void> = this.sendAt(p, g.slotAt, grantedAt).finally(() => this.outstanding.delete(task));
       this.outstanding.add(task);
     });
   }
 
-  private async sendAt(p: Planned, slotAt: number): Promise<void> {
+  private async sendAt(p: Planned, slotAt: number, grantedAt: number): Promise<void> {
     const { clock } = this.d.ctx;
-    if (!(await this.waitUntil(slotAt, true))) {
+    // Stopped meanwhile (the campaign paused), or the account was lost since (by any sender here): not sent.
+    if (!(await this.waitUntil(slotAt, true)) || this.stop || this.account.lostAt >= grantedAt) {
       this.pending.add(returnToPending(p.recipient, this.campaign.id, p.attempt - 1, clock.now(), false));
       return;
     }

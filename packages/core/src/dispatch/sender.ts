@@ -202,6 +202,9 @@ export abstract class AccountSender {
         return;
       }
       case 'account_lost':
+        // At once, before any await: sends of this account already granted must not leave now.
+        this.account.lostAt = now;
+        this.stop = { kind: 'account_gone' };
         // No attempt consumed; the recipient goes back to pending for another account or later.
         this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, p.attempt - 1, now, false), accountId: this.account.id, ...paced(accountNextSendAt) });
         await this.flush();

@@ -19,7 +19,7 @@ export function registerAccount(ctx: EngineContext, account: AccountConfig, path
   }
   if (ctx.accounts.has(id)) throw new ValidationError(`Account "${id}" is already registered on this engine`, [{ path: `${path}.id`, message: 'duplicate account id' }]);
   const pacing = parse(pacingSchema, account.pacing, `pacing of account "${id}"`, `${path}.pacing`);
-  const runtime: AccountRuntime = { id, transport: account.transport, pacing, turn: new FifoTurn(), throttle: new Throttle(), unsubscribe: null, events: Promise.resolve() };
+  const runtime: AccountRuntime = { id, transport: account.transport, pacing, turn: new FifoTurn(), throttle: new Throttle(), lostAt: 0, unsubscribe: null, events: Promise.resolve() };
   ctx.accounts.set(id, runtime);
   return runtime;
 }

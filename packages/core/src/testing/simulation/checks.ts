@@ -55,7 +55,7 @@ export async function checkInvariants(world: World, campaignIds: string[], polic
     const grace = l.from + account.graceMs + 1;
     const late = account.sim.sends.filter((s) => s.at > grace && s.at < l.to!);
     if (late.length > 0) violations.push(`accounts: ${l.id} sent ${late.length} message(s) while logged out (${l.from}..${l.to}: ${late.map((x) => `${x.idempotencyKey}@${x.at}`).join(', ')})`);
-    for (const [engine, n] of l.attempts) if (n > 1) violations.push(`accounts: engine e${engine} tried logged-out ${l.id} ${n} times`);
+    for (const [engine, seen] of l.attempts) if (seen.after > 0) violations.push(`accounts: engine e${engine} tried logged-out ${l.id} ${seen.after} more time(s) after its refusal`);
   }
   // I4: every applied campaign transition is in the table.
   for (const t of world.transitions) {

@@ -126,7 +126,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       } else if (roll < 0.85) {
         const { id, sim } = pick(world.accounts);
         if (!world.loggedOut(id)) {
-          const logout = { id, from: clock.now(), to: null as number | null, attempts: new Map<number, number>() };
+          const logout = { id, from: clock.now(), to: null as number | null, attempts: new Map<number, { first: number; after: number }>() };
           world.logouts.push(logout);
           sim.inject({ type: 'connection', state: 'close', stopReason: 'logged_out', detail: 'simulated logout' });
           void clock.sleep(between(rng, 5_000, 30_000)).then(() => {

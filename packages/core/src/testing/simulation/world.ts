@@ -35,8 +35,11 @@ export interface Logout {
   id: string;
   from: number;
   to: number | null;
-  /** Per engine: sends tried after the grace period. */
-  attempts: Map<number, number>;
+  /**
+   * Per engine: when the provider first refused it after the grace period, and how many sends it
+   * started later still (it should have learnt from the refusal).
+   */
+  attempts: Map<number, { first: number; after: number }>;
 }
 
 const never = <T>() => new Promise<T>(() => {});
@@ -203,7 +206,12 @@ export class World {
         const logout = this.logouts.find((l) => l.id === account.id && l.to === null);
         if (logout) {
           // The provider refuses a logged-out number; an engine that missed the event learns it here.
-          logout.attempts.set(life.id, (logout.attempts.get(life.id) ?? 0) + (this.clock.now() > logout.from + account.graceMs ? 1 : 0));
+          const now = this.clock.now();
+          if (now > logout.from + account.graceMs) {
+            const seen = logout.attempts.get(life.id);
+            if (!seen) logout.attempts.set(life.id, { first: now, after: 0 });
+            else if (now > seen.first) seen.after++;
+          }
           throw new TransportError('account', 'logged out', { accountReason: 'logged_out', providerCode: 401 });
         }
         const onWire = { start: this.clock.now(), end: Number.POSITIVE_INFINITY, key: message.idempotencyKey };
