@@ -49,10 +49,20 @@ export async function allDailyCapped(ctx: EngineContext, campaign: Campaign): Pr
   return accounts.length > 0 && accounts.every((a) => !isUsable(a, now) || isDailyCapped(a, now, ctx.options.capTimeZone));
 }
 
-/** Pause a running campaign for a cause that ends by itself (it resumes when the cause ends). */
-export async function autoPause(ctx: EngineContext, campaign: Campaign, reason: 'no_accounts' | 'daily_cap'): Promise<void> {
-  const paused = await ctx.store.transitionCampaign(campaign.id, { from: ['running'], to: 'paused', pauseReason: reason, now: ctx.clock.now() });
+const PAUSED_BECAUSE = {
+  no_accounts: 'no usable sender account',
+  daily_cap: 'every account reached its daily cap',
+  error_threshold: 'the provider refused its content in a way every recipient would meet',
+} as const;
+
+/**
+ * Pause a running campaign by itself: `no_accounts` and `daily_cap` resume when their cause ends;
+ * `error_threshold` (a content error every recipient would meet, such as a template the provider
+ * rejects) waits for a person to fix the campaign and resume it; `lastError` says what happened.
+ */
+export async function autoPause(ctx: EngineContext, campaign: Campaign, reason: keyof typeof PAUSED_BECAUSE, lastError?: string): Promise<void> {
+  const paused = await ctx.store.transitionCampaign(campaign.id, { from: ['running'], to: 'paused', pauseReason: reason, now: ctx.clock.now(), ...(lastError ? { lastError } : {}) });
   if (!paused) return;
-  ctx.log.warn(`campaign ${campaign.id} paused: ${reason === 'daily_cap' ? 'every account reached its daily cap' : 'no usable sender account'}`, { campaignId: campaign.id });
+  ctx.log.warn(`campaign ${campaign.id} paused: ${PAUSED_BECAUSE[reason]}${lastError ? ` (${lastError})` : ''}`, { campaignId: campaign.id });
   ctx.emit('campaign:paused', { campaign: paused, reason });
 }

@@ -5,6 +5,7 @@ import type { Grant } from '../rules/slots.js';
 import type { Outcome } from '../store/contract.js';
 import type { OutboundMessage } from '../transport/contract.js';
 import { backOffAccount, markAccountLost } from './account-health.js';
+import { autoPause } from './batches.js';
 import { decideAfterFailure } from './decide.js';
 import type { Dispatcher } from './dispatcher.js';
 import { recordOptOut } from './opt-out.js';
@@ -233,6 +234,11 @@ export abstract class AccountSender {
         const disabled = await this.flush();
         if (decision.optOut) await recordOptOut(ctx, [p.recipient.phone], `the provider says the contact stopped receiving messages (${error.message})`, 'inbound');
         if (disabled.includes(this.account.id)) this.stop = { kind: 'account_gone' };
+        if (error.scope === 'campaign') {
+          // Every recipient would meet it (a template the provider rejects): stop spending sends on it.
+          this.stop = { kind: 'halted' };
+          await autoPause(ctx, this.campaign, 'error_threshold', error.message);
+        }
         return;
       }
     }

@@ -17,6 +17,7 @@ const statusUpdatesSchema = z.array(
     status: z.enum(['sent', 'delivered', 'read', 'failed']),
     at: z.number().int().nonnegative(),
     error: z.string().nullish(),
+    idempotencyKey: z.string().min(1).nullish(),
   }),
 );
 
@@ -30,7 +31,7 @@ export async function applyStatusUpdates(ctx: EngineContext, updates: StatusUpda
 
 /** The receipts among a transport's events, as status updates. */
 export function statusUpdatesOf(events: TransportEvent[]): StatusUpdate[] {
-  return events.flatMap((e) => (e.type === 'status' ? [{ providerMessageId: e.providerMessageId, status: e.status, at: e.at, error: e.error ?? null }] : []));
+  return events.flatMap((e) => (e.type === 'status' ? [{ providerMessageId: e.providerMessageId, status: e.status, at: e.at, error: e.error ?? null, idempotencyKey: e.idempotencyKey ?? null }] : []));
 }
 
 /** An inbound reply: reported, and an opt-out keyword (SAIR, STOP...) opts the contact out of every campaign. */

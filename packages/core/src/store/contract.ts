@@ -102,7 +102,8 @@ export interface StateStore {
 
   // ---- delivery --------------------------------------------------------
   /**
-   * Apply provider receipts keyed on provider message id. Monotonic: sent < delivered < read; `failed`
+   * Apply provider receipts keyed on provider message id (or, for a row that has none yet, on the
+   * idempotency key `campaignId:phone` the receipt carries). Monotonic: sent < delivered < read; `failed`
    * only before delivered; a repeated or late update changes nothing. A receipt for a `sending` or
    * `unknown` row (Baileys knows the id before the send returns) settles it forward. Counters follow.
    */
@@ -319,6 +320,12 @@ export interface AccountPatch {
 
 export interface StatusUpdate {
   providerMessageId: string;
+  /**
+   * The message's idempotency key, when the provider echoes a correlation string (Cloud API
+   * `biz_opaque_callback_data`): the receipt then matches its recipient even when the send's answer
+   * (and so the provider id) was lost, and the recipient learns its provider id.
+   */
+  idempotencyKey?: string | null;
   status: 'sent' | 'delivered' | 'read' | 'failed';
   at: number;
   error?: string | null;

@@ -172,11 +172,13 @@ export function settleInDoubt(t: MemoryTables, settlements: InDoubtSettlement[],
 export function applyStatusUpdates(t: MemoryTables, updates: StatusUpdate[], now: number): StatusUpdateResult {
   const result: StatusUpdateResult = { applied: 0, ignored: 0, unmatched: 0, changed: [] };
   for (const u of updates) {
-    const row = t.byPid.get(u.providerMessageId);
+    const row = t.byPid.get(u.providerMessageId) ?? (u.idempotencyKey ? byIdempotencyKey(t, u.idempotencyKey) : undefined);
     if (!row) {
       result.unmatched++;
       continue;
     }
+    // A receipt for a send whose answer was lost: the row learns its provider id (later receipts match it).
+    if (row.providerMessageId === null && (row.status === 'sending' || row.status === 'unknown')) t.setPid(row, u.providerMessageId);
     const from: RecipientStatus = row.status;
     const to = deliveryTransition(from, u.status);
     if (to === null) {
@@ -195,4 +197,10 @@ export function applyStatusUpdates(t: MemoryTables, updates: StatusUpdate[], now
     result.changed.push({ recipientId: row.id, campaignId: row.campaignId, from, to });
   }
   return result;
+}
+
+/** The row an idempotency key `campaignId:phone` names (campaign ids may hold ':'; the phone never does). */
+function byIdempotencyKey(t: MemoryTables, key: string): Row | undefined {
+  const at = key.lastIndexOf(':');
+  return at > 0 ? t.campaigns.get(key.slice(0, at))?.byPhone.get(key.slice(at + 1)) : undefined;
 }

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Suite } from './harness.js';
-import { T0 } from './harness.js';
+import { T0, newCampaign, pacing, people } from './harness.js';
 
 export function deliveryCases(s: Suite): void {
-  const { rawRows, rawRow, seed, claim, begin, out, record, sendAll, consistent } = s;
+  const { rawRows, rawRow, seed, claim, begin, out, record, sendAll, consistent, rowsOf } = s;
   describe('delivery receipts', () => {
     it('moves sent -> delivered -> read, ignores repeats and late receipts, and counts unmatched ids', async () => {
       const rows = await seed({ n: 3 });
@@ -88,6 +88,28 @@ export function deliveryCases(s: Suite): void {
       const { campaign } = await consistent();
       expect(campaign.counters).toMatchObject({ sent: 2, read: 1, unknown: 0, sending: 0 });
       expect((await s.raw.batches('c1'))[0]).toMatchObject({ sent: 3, unknown: 0 });
+    });
+
+    it('a receipt carrying the idempotency key matches a row whose provider id was lost, and the row learns it', async () => {
+      await s.store.createCampaign(newCampaign('c:with:colons', { batchSize: 10 }));
+      await s.store.addRecipients('c:with:colons', people(2), T0);
+      if (!(await s.store.getAccount('a1'))) await s.store.upsertAccount('a1', pacing(), T0);
+      const rows = await rowsOf('c:with:colons');
+      await claim('o1', { campaignId: 'c:with:colons' });
+      // Sent, but the answer (and the wamid) never came back: in doubt, settled `unknown` by the policy.
+      expect((await begin('o1', rows[0]!)).granted).toBe(true);
+      await record('o1', [out(rows[0]!, 'unknown', { error: 'timed out' })]);
+      const key = `c:with:colons:${rows[0]!.phone}`;
+      const result = await s.store.applyStatusUpdates([{ providerMessageId: 'wamid.1', status: 'delivered', at: T0 + 5, idempotencyKey: key }], T0 + 6);
+      expect(result).toMatchObject({ applied: 1, unmatched: 0 });
+      expect(await rawRow(rows[0]!.id, 'c:with:colons')).toMatchObject({ status: 'delivered', providerMessageId: 'wamid.1' });
+      // Later receipts find it by its provider id alone.
+      expect((await s.store.applyStatusUpdates([{ providerMessageId: 'wamid.1', status: 'read', at: T0 + 7 }], T0 + 7)).applied).toBe(1);
+      // A key that names no row, or a row that already has another provider id, changes nothing.
+      const stray = await s.store.applyStatusUpdates([{ providerMessageId: 'wamid.2', status: 'read', at: T0 + 8, idempotencyKey: `c:with:colons:${rows[1]!.phone}` }, { providerMessageId: 'wamid.3', status: 'read', at: T0 + 8, idempotencyKey: 'nope:5511999999999' }], T0 + 8);
+      expect(stray).toMatchObject({ applied: 0, unmatched: 1 });
+      expect(await rawRow(rows[1]!.id, 'c:with:colons')).toMatchObject({ status: 'pending', providerMessageId: null });
+      await consistent('c:with:colons');
     });
   });
 }

@@ -20,6 +20,10 @@ export interface SimulatorScriptedFailure {
   retryAfterMs?: number | null;
   /** For `account`; defaults to `disconnected`. */
   accountReason?: AccountStopReason;
+  /** The failure's scope, as a provider says it (`recipient`: one contact's rate; `campaign`: content every recipient meets). */
+  scope?: 'recipient' | 'campaign';
+  /** The recipient asked not to receive messages. */
+  optOut?: boolean;
 }
 
 export const KINDS = ['transient', 'rate_limited', 'invalid_recipient', 'permanent', 'account', 'ambiguous'] as const satisfies readonly TransportErrorKind[];

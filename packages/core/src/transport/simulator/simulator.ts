@@ -204,17 +204,18 @@ export class SimulatorTransport implements Transport {
   }
 
   private failure(kind: TransportErrorKind, scripted?: SimulatorScriptedFailure): TransportError {
+    const extra = { ...(scripted?.scope ? { scope: scripted.scope } : {}), ...(scripted?.optOut ? { optOut: true } : {}) };
     switch (kind) {
       case 'rate_limited': {
         const retryAfterMs = scripted?.retryAfterMs === undefined ? this.opts.rateLimitRetryAfterMs : scripted.retryAfterMs;
-        return new TransportError('rate_limited', 'rate-overlimit (simulated)', { ...(retryAfterMs === null ? {} : { retryAfterMs }), providerCode: 429 });
+        return new TransportError('rate_limited', 'rate-overlimit (simulated)', { ...(retryAfterMs === null ? {} : { retryAfterMs }), providerCode: 429, ...extra });
       }
       case 'account':
         return new TransportError('account', 'account unavailable (simulated)', { accountReason: scripted?.accountReason ?? 'disconnected', providerCode: 428 });
       case 'invalid_recipient':
-        return new TransportError('invalid_recipient', 'number is not on WhatsApp (simulated)', { providerCode: 'exists:false' });
+        return new TransportError('invalid_recipient', 'number is not on WhatsApp (simulated)', { providerCode: 'exists:false', ...extra });
       case 'permanent':
-        return new TransportError('permanent', 'bad request (simulated)', { providerCode: 400 });
+        return new TransportError('permanent', scripted?.scope === 'campaign' ? 'template rejected (simulated)' : 'bad request (simulated)', { providerCode: 400, ...extra });
       case 'ambiguous':
         return new TransportError('ambiguous', 'simulated timeout after the message left', { providerCode: 'timeout' });
       default:
