@@ -21,9 +21,10 @@ import {
   numberVariants,
   phoneFromJid,
 } from '@disparo/core/transport';
-import type { AnyMessageContent, BaileysEventMap } from 'baileys';
+import type { BaileysEventMap } from 'baileys';
 import { classifyBaileysError, type Operation } from './classify.js';
 import { mapConnectionUpdate, mapMessageCapping, mapMessagesUpdate, mapMessagesUpsert, type HoldChange, type MapContext } from './events.js';
+import { messageContent } from './message-content.js';
 import { messageIdFor } from './message-id.js';
 import { parseOptions, socketSchema, typingMsFor, type BaileysTransportOptions, type ResolvedOptions } from './options.js';
 import type { BaileysSocket } from './types.js';
@@ -51,33 +52,6 @@ export interface BaileysTransport extends Transport {
 type Outbound = z.output<typeof outboundMessageSchema>;
 
 const phonesSchema = z.array(z.string().regex(/^\d{6,20}$/, 'must be E.164 digits without +'));
-
-/** What the Baileys message content for an outbound message is. */
-export function messageContent(message: {
-  text: string;
-  media?: { url: string; type: 'image' | 'video' | 'document' | 'audio'; mimeType?: string | null | undefined; fileName?: string | null | undefined } | null | undefined;
-}): AnyMessageContent {
-  const media = message.media;
-  const caption = message.text.trim().length > 0 ? message.text : undefined;
-  if (!media) return { text: message.text };
-  const mimetype = media.mimeType ?? undefined;
-  switch (media.type) {
-    case 'image':
-      return { image: { url: media.url }, ...(caption ? { caption } : {}), ...(mimetype ? { mimetype } : {}) };
-    case 'video':
-      return { video: { url: media.url }, ...(caption ? { caption } : {}), ...(mimetype ? { mimetype } : {}) };
-    case 'audio':
-      return { audio: { url: media.url }, ...(mimetype ? { mimetype } : {}) };
-    case 'document':
-      return {
-        document: { url: media.url },
-        mimetype: mimetype ?? 'application/octet-stream',
-        ...(media.fileName ? { fileName: media.fileName } : {}),
-        ...(caption ? { caption } : {}),
-      };
-  }
-}
-
 
 interface Seen {
   remoteJid: string;

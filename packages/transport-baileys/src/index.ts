@@ -1,4 +1,5 @@
-export { createBaileysTransport, messageContent } from './baileys-transport.js';
+export { createBaileysTransport } from './baileys-transport.js';
+export { messageContent } from './message-content.js';
 export type { BaileysTransport } from './baileys-transport.js';
 export type { BaileysTransportOptions, TypingOptions } from './options.js';
 export type { BaileysSocket } from './types.js';
