@@ -14,7 +14,7 @@ import type pg from 'pg';
 import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { samplePhones } from '@disparo/core/testing';
 import { createPostgresStore, type PostgresStore } from '@disparo/adapter-postgres';
-import { pool, testDatabase } from './support.js';
+import { inspector, pool, testDatabase } from './support.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const WORKER = fileURLToPath(new URL('./crash/worker.ts', import.meta.url));
@@ -197,7 +197,7 @@ describe('crash recovery across real worker processes (SIGKILL, PostgreSQL)', ()
     expect(repeated).toEqual([]);
 
     // I2: every row terminal; counters and batch records equal the rows; the ledger matches the sink.
-    const raw = store.inspector();
+    const raw = inspector(db, SCHEMA);
     let unknown = 0;
     for (const id of ids) {
       const rows = await raw.recipients(id);
