@@ -27,7 +27,7 @@ BEGIN
   -- The phone index finds the phone in every campaign; the rows are locked in key order.
   SELECT coalesce(array_agg(l.id), '{}') INTO v_ids FROM (
     SELECT r.id FROM :DISPARO_SCHEMA.recipients r
-    WHERE r.phone IN (SELECT x ->> 'phone' FROM jsonb_array_elements(coalesce(p_entries, '[]')) x) AND r.status = 'pending'
+    WHERE r.phone = ANY (ARRAY(SELECT x ->> 'phone' FROM jsonb_array_elements(coalesce(p_entries, '[]')) x)) AND r.status = 'pending'
     ORDER BY r.id FOR UPDATE
   ) l;
   v_moves := :DISPARO_SCHEMA._skip_opted_out(v_ids, p_now);

@@ -22,7 +22,7 @@ DECLARE
 BEGIN
   -- The rows first, in key order, so two calls with the same ids in another order never deadlock.
   PERFORM 1 FROM :DISPARO_SCHEMA.recipients r
-    WHERE r.provider_message_id IN (SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e)
+    WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e))
     ORDER BY r.id FOR UPDATE;
   FOR u IN
     SELECT e ->> 'providerMessageId' AS pid, e ->> 'status' AS status, (e ->> 'at')::bigint AS at, e ->> 'error' AS error

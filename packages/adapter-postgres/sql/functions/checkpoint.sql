@@ -25,84 +25,82 @@
 CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.checkpoint(p_owner text, p_now bigint, p_lease_ms bigint,
   p_outcomes jsonb DEFAULT NULL, p_write_ahead jsonb DEFAULT NULL)
 RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Every statement here reads rows by key: one plan fits every call, and planning each call anew
+-- (custom plans) cost more than the rest of the checkpoint.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   v_moves :DISPARO_SCHEMA.move[] := '{}';
   v_ids bigint[];
+  v_bad boolean;
   i integer;
-  r record;
   -- outcomes
   v_no integer := coalesce(jsonb_array_length(p_outcomes), 0);
-  v_round integer;
-  v_rounds integer;
+  v_twice boolean;               -- a recipient has two outcomes: apply them one at a time
+  v_one integer;
   v_applied integer[] := '{}';   -- positions of the outcomes that applied
-  v_cf integer[];                -- per outcome: its account's run of failures after it
-  v_accs text[] := '{}';         -- accounts the outcomes touch, with their run and next slot
-  v_cfs integer[] := '{}';
-  v_nexts bigint[] := '{}';
-  v_pos integer;
-  v_start_cf integer;
-  v_start_next bigint;
-  v_outcomes jsonb;
+  v_outcomes jsonb := '[]';
   -- write-ahead
   v_account text := p_write_ahead ->> 'accountId';
   v_n integer := coalesce(jsonb_array_length(p_write_ahead -> 'items'), 0);
-  a :DISPARO_SCHEMA.accounts%ROWTYPE;
-  v_found boolean := false;
+  v_found boolean;
   v_usable boolean;
   v_kind smallint[];             -- per item: 0 lost, 1 leased (pending, ours), 2 repeat
   v_gap bigint[];
   v_lead bigint[];
-  v_granted boolean[];
-  v_slot bigint[];
-  v_why text[];
+  v_slot bigint;
   v_new integer[] := '{}';       -- positions written ahead by this call
   v_max integer := coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1);
-  v_in_flight integer := 0;
+  v_in_flight integer;
   v_hk text := p_write_ahead -> 'hourly' ->> 'key';
   v_hl integer := (p_write_ahead -> 'hourly' ->> 'limit')::integer;
   v_hx bigint := (p_write_ahead -> 'hourly' ->> 'endsAt')::bigint;
   v_dk text := p_write_ahead -> 'daily' ->> 'key';
   v_dl integer := (p_write_ahead -> 'daily' ->> 'limit')::integer;
   v_dx bigint := (p_write_ahead -> 'daily' ->> 'endsAt')::bigint;
+  v_state text;
+  v_connection text;
+  v_disabled_until bigint;
   v_at bigint;
   v_next bigint;
   v_hour_key text;
   v_this_hour integer;
   v_day_key text;
   v_today integer;
-  v_grants jsonb;
+  v_grants jsonb[] := '{}';
 BEGIN
-  IF EXISTS (SELECT 1 FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o WHERE o.status IS NULL OR o.status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')) THEN
+  SELECT array_agg(DISTINCT x.id ORDER BY x.id) FILTER (WHERE x.id IS NOT NULL), coalesce(bool_or(x.bad), false),
+      count(x.recipient_id) > count(DISTINCT x.recipient_id)
+    INTO v_ids, v_bad, v_twice
+    FROM (SELECT o.id, o.recipient_id, o.status IS NULL OR o.status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending') AS bad
+            FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
+          UNION ALL SELECT w.id, NULL, false FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w) x;
+  IF v_bad THEN
     RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
   END IF;
 
   -- Locks: the rows this call may change, in key order, then the accounts, in key order. Every
   -- function locks recipients before accounts, so two calls never wait on each other in a cycle.
-  SELECT array_agg(x.id ORDER BY x.id) INTO v_ids FROM (
-    SELECT o.id FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
-    UNION SELECT w.id FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w
-  ) x WHERE x.id IS NOT NULL;
-  PERFORM 1 FROM :DISPARO_SCHEMA.recipients rc
-    WHERE rc.id = ANY (v_ids) AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending')
-    ORDER BY rc.id FOR UPDATE;
+  -- (Rows are read by key through LATERAL subqueries that cannot be flattened: planned as joins, a
+  -- hash join over the whole table can look cheaper than a hundred key lookups.)
+  PERFORM 1 FROM unnest(v_ids) AS k(id)
+    CROSS JOIN LATERAL (SELECT 1 FROM :DISPARO_SCHEMA.recipients rc
+                        WHERE rc.id = k.id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE) x;
   PERFORM 1 FROM :DISPARO_SCHEMA.accounts ac
     WHERE ac.id IN (
       SELECT CASE WHEN o.account_id IS NULL THEN x.account_id ELSE nullif(o.account_id, '') END
       FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
-      LEFT JOIN LATERAL (SELECT rc.account_id FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id) x ON true
+      LEFT JOIN LATERAL (SELECT rc.account_id FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
       UNION SELECT v_account)
     ORDER BY ac.id FOR UPDATE;
 
-  -- ---- outcomes, in order: the k-th outcome of each recipient in round k (one round, unless a
-  -- recipient comes twice) ----
-  SELECT coalesce(max(o.k), 0) INTO v_rounds FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o;
-  FOR v_round IN 1..v_rounds LOOP
+  -- ---- outcomes, in order: all at once, or one at a time when a recipient has two ----
+  FOR v_one IN SELECT generate_series(1, v_no) WHERE v_twice UNION ALL SELECT NULL WHERE v_no > 0 AND NOT v_twice LOOP
     WITH o AS (
       SELECT o.*, x.status AS was, x.batch
       FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
-      JOIN LATERAL (SELECT rc.status, rc.batch, rc.campaign_id, rc.lease_owner FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id) x ON true
-      WHERE o.k = v_round AND x.campaign_id = o.campaign_id AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
+      JOIN LATERAL (SELECT rc.status, rc.batch, rc.campaign_id, rc.lease_owner FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
+      WHERE (v_one IS NULL OR o.i = v_one) AND x.campaign_id = o.campaign_id AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
     ), u AS (
       UPDATE :DISPARO_SCHEMA.recipients rc SET
         attempts = o.attempts,
@@ -119,100 +117,90 @@ BEGIN
         sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE rc.sent_at END,
         processed_at = CASE WHEN o.status = 'pending' THEN rc.processed_at ELSE o.at END
       FROM o
-      WHERE rc.id = o.id
+      WHERE rc.id = ANY (v_ids) AND rc.id = o.id
       RETURNING o.i, CAST(ROW(o.campaign_id, o.batch, o.was, o.status) AS :DISPARO_SCHEMA.move) AS m
     )
     SELECT v_applied || coalesce(array_agg(u.i), '{}'), v_moves || coalesce(array_agg(u.m), '{}') INTO v_applied, v_moves FROM u;
   END LOOP;
 
-  -- What each applied outcome does to its account (the outcome's account, else the row's), in order.
-  v_cf := array_fill(NULL::integer, ARRAY[v_no]);
+  -- What each applied outcome does to its account (the outcome's account, else the row's), in
+  -- order: failuresAfter as a running fold (`run` counts the successes so far: each one starts a new
+  -- run of failures from 0), and the next slot moved to the latest accountNextSendAt, never earlier.
   IF cardinality(v_applied) > 0 THEN
-    FOR r IN
-      SELECT o.i, o.effect, o.next_send_at, CASE WHEN o.account_id IS NULL THEN x.account_id ELSE nullif(o.account_id, '') END AS acc
+    WITH o AS (
+      SELECT o.i, o.recipient_id, o.effect, o.next_send_at, o.i = ANY (v_applied) AS applied,
+        CASE WHEN o.i = ANY (v_applied) THEN CASE WHEN o.account_id IS NULL THEN x.account_id ELSE nullif(o.account_id, '') END END AS acc
       FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
-      LEFT JOIN LATERAL (SELECT rc.account_id FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id) x ON true
-      WHERE o.i = ANY (v_applied)
-      ORDER BY o.i
-    LOOP
-      CONTINUE WHEN r.acc IS NULL;
-      v_pos := array_position(v_accs, r.acc);
-      IF v_pos IS NULL THEN
-        SELECT ac.consecutive_failures, ac.next_send_at INTO v_start_cf, v_start_next FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = r.acc;
-        CONTINUE WHEN NOT FOUND;
-        v_accs := v_accs || r.acc;
-        v_cfs := v_cfs || v_start_cf;
-        v_nexts := v_nexts || v_start_next;
-        v_pos := cardinality(v_accs);
-      END IF;
-      v_cfs[v_pos] := CASE r.effect WHEN 'success' THEN 0 WHEN 'failure' THEN v_cfs[v_pos] + 1 ELSE v_cfs[v_pos] END;
-      IF r.next_send_at > v_nexts[v_pos] THEN
-        v_nexts[v_pos] := r.next_send_at;
-      END IF;
-      v_cf[r.i] := v_cfs[v_pos];
-    END LOOP;
-    UPDATE :DISPARO_SCHEMA.accounts ac SET consecutive_failures = x.cf, next_send_at = x.next, updated_at = p_now
-      FROM unnest(v_accs, v_cfs, v_nexts) AS x(id, cf, next)
-      WHERE ac.id = x.id AND (ac.consecutive_failures <> x.cf OR ac.next_send_at <> x.next);
+      LEFT JOIN LATERAL (SELECT rc.account_id FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
+    ), e AS (
+      SELECT o.*, ac.consecutive_failures AS cf0, ac.next_send_at AS next0,
+        count(*) FILTER (WHERE o.effect = 'success') OVER (PARTITION BY o.acc ORDER BY o.i) AS run
+      FROM o LEFT JOIN :DISPARO_SCHEMA.accounts ac ON ac.id = o.acc
+    ), f AS (
+      SELECT e.*,
+        CASE WHEN e.cf0 IS NOT NULL THEN
+          (CASE WHEN e.run = 0 THEN e.cf0 ELSE 0 END) + count(*) FILTER (WHERE e.effect = 'failure') OVER (PARTITION BY e.acc, e.run ORDER BY e.i)
+        END::integer AS cf,
+        greatest(e.next0, max(e.next_send_at) OVER (PARTITION BY e.acc)) AS next
+      FROM e
+    ), upd AS (
+      UPDATE :DISPARO_SCHEMA.accounts ac SET consecutive_failures = t.cf, next_send_at = t.next, updated_at = p_now
+      FROM (SELECT DISTINCT ON (f.acc) f.acc, f.cf, f.next FROM f WHERE f.cf IS NOT NULL ORDER BY f.acc, f.i DESC) t
+      WHERE ac.id = t.acc AND (ac.consecutive_failures <> t.cf OR ac.next_send_at <> t.next)
+    )
+    SELECT jsonb_agg(jsonb_build_object('recipientId', f.recipient_id, 'applied', f.applied, 'consecutiveFailures', f.cf) ORDER BY f.i)
+      INTO v_outcomes FROM f;
+  ELSIF v_no > 0 THEN
+    SELECT jsonb_agg(jsonb_build_object('recipientId', e ->> 'recipientId', 'applied', false)) INTO v_outcomes FROM jsonb_array_elements(p_outcomes) e;
   END IF;
-  SELECT coalesce(jsonb_agg(jsonb_build_object('recipientId', x.e ->> 'recipientId', 'applied', x.i = ANY (v_applied),
-      'consecutiveFailures', v_cf[x.i]) ORDER BY x.i), '[]')
-    INTO v_outcomes FROM jsonb_array_elements(coalesce(p_outcomes, '[]')) WITH ORDINALITY AS x(e, i);
 
   -- ---- the write-ahead ----
   IF v_n > 0 THEN
-    SELECT * INTO a FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = v_account;
-    v_found := FOUND;
-    -- Each item against its row: 1 leased (pending, ours), 2 a repeat of our live write-ahead of this
-    -- very attempt, 0 lost (anyone else's, gone, or already past this attempt).
-    SELECT array_agg(CASE
-          WHEN x.id IS NULL OR x.campaign_id IS DISTINCT FROM w.campaign_id OR x.lease_owner IS DISTINCT FROM p_owner THEN 0
-          WHEN x.status = 'pending' THEN 1
-          WHEN x.status = 'sending' AND x.attempts = w.attempt AND x.lease_expires_at > p_now THEN 2
-          ELSE 0 END::smallint ORDER BY w.i),
-        array_agg(w.gap_ms ORDER BY w.i), array_agg(w.lead_ms ORDER BY w.i)
-      INTO v_kind, v_gap, v_lead
-      FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w
-      LEFT JOIN LATERAL (SELECT rc.id, rc.campaign_id, rc.lease_owner, rc.status, rc.attempts, rc.lease_expires_at
-                           FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = w.id) x ON true;
-    IF v_found THEN
-      v_usable := a.state <> 'stopped' AND a.connection <> 'close' AND NOT (a.state = 'disabled' AND coalesce(a.disabled_until > p_now, false));
-      -- Under the account's lock (above): every `sending` row of the account, whoever wrote it ahead.
-      SELECT count(*)::integer INTO v_in_flight FROM :DISPARO_SCHEMA.recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending';
-    ELSE
-      v_usable := false;
-    END IF;
+    -- The account, its sends in flight (under its lock, taken above: every `sending` row of the
+    -- account, whoever wrote it ahead), and each item against its row: 1 leased (pending, ours), 2 a
+    -- repeat of our live write-ahead of this very attempt, 0 lost (anyone else's, gone, or past this attempt).
+    SELECT ac.id IS NOT NULL, ac.state, ac.connection, ac.disabled_until, ac.next_send_at, ac.hour_key, ac.sent_this_hour,
+        ac.day_key, ac.sent_today,
+        (SELECT count(*)::integer FROM :DISPARO_SCHEMA.recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending'),
+        w.kinds, w.gaps, w.leads
+      INTO v_found, v_state, v_connection, v_disabled_until, v_next, v_hour_key, v_this_hour, v_day_key, v_today,
+        v_in_flight, v_kind, v_gap, v_lead
+      FROM (
+        SELECT array_agg(CASE
+              WHEN x.id IS NULL OR x.campaign_id IS DISTINCT FROM w.campaign_id OR x.lease_owner IS DISTINCT FROM p_owner THEN 0
+              WHEN x.status = 'pending' THEN 1
+              WHEN x.status = 'sending' AND x.attempts = w.attempt AND x.lease_expires_at > p_now THEN 2
+              ELSE 0 END::smallint ORDER BY w.i) AS kinds,
+          array_agg(w.gap_ms ORDER BY w.i) AS gaps, array_agg(w.lead_ms ORDER BY w.i) AS leads
+        FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w
+        LEFT JOIN LATERAL (SELECT rc.id, rc.campaign_id, rc.lease_owner, rc.status, rc.attempts, rc.lease_expires_at
+                             FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = w.id OFFSET 0) x ON true
+      ) w
+      LEFT JOIN :DISPARO_SCHEMA.accounts ac ON ac.id = v_account;
+    -- ACCOUNT_USABILITY_RULES: stopped, disconnected, or disabled and still cooling down.
+    v_usable := v_found AND v_state <> 'stopped' AND v_connection <> 'close' AND NOT (v_state = 'disabled' AND coalesce(v_disabled_until > p_now, false));
+
+    -- reserveSlots, item by item, checks in SLOT_CHECKS order; a refusal reserves nothing.
     v_at := p_now;
-    v_next := a.next_send_at;
-    v_hour_key := a.hour_key;
-    v_this_hour := a.sent_this_hour;
-    v_day_key := a.day_key;
-    v_today := a.sent_today;
-    v_granted := array_fill(false, ARRAY[v_n]);
-    v_slot := array_fill(p_now, ARRAY[v_n]);
-    v_why := array_fill(NULL::text, ARRAY[v_n]);
     FOR i IN 1..v_n LOOP
       IF v_kind[i] = 2 AND v_found THEN
-        v_granted[i] := true;
+        v_grants := v_grants || jsonb_build_object('granted', true, 'slotAt', p_now);
       ELSIF v_kind[i] = 0 THEN
-        v_why[i] := 'lease_lost';
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'lease_lost', 'retryAt', p_now);
       ELSIF NOT v_usable THEN
-        v_why[i] := 'account_unavailable';
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'account_unavailable', 'retryAt', p_now);
       ELSIF v_dk IS NOT NULL AND v_day_key = v_dk AND v_today >= v_dl THEN
-        v_why[i] := 'daily_cap';
-        v_slot[i] := v_dx;
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'daily_cap', 'retryAt', v_dx);
       ELSIF v_hk IS NOT NULL AND v_hour_key = v_hk AND v_this_hour >= v_hl THEN
-        v_why[i] := 'hourly_cap';
-        v_slot[i] := v_hx;
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'hourly_cap', 'retryAt', v_hx);
       ELSIF v_in_flight >= v_max THEN
-        v_why[i] := 'in_flight';
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'in_flight', 'retryAt', p_now);
       ELSIF v_next > v_at THEN
-        v_why[i] := 'pacing';
-        v_slot[i] := v_next;
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'pacing', 'retryAt', v_next);
       ELSE
-        v_granted[i] := true;
-        v_slot[i] := v_at + v_lead[i];
-        v_next := v_slot[i] + v_gap[i];
+        v_slot := v_at + v_lead[i];
+        v_grants := v_grants || jsonb_build_object('granted', true, 'slotAt', v_slot);
+        v_next := v_slot + v_gap[i];
         v_at := greatest(v_at, v_next);
         v_in_flight := v_in_flight + 1;
         IF v_hk IS NOT NULL THEN
@@ -228,10 +216,11 @@ BEGIN
     END LOOP;
 
     IF cardinality(v_new) > 0 THEN
-      UPDATE :DISPARO_SCHEMA.accounts SET next_send_at = v_next, hour_key = v_hour_key, sent_this_hour = v_this_hour,
-        day_key = v_day_key, sent_today = v_today, updated_at = p_now
-        WHERE id = v_account;
-      WITH u AS (
+      WITH acc AS (
+        UPDATE :DISPARO_SCHEMA.accounts SET next_send_at = v_next, hour_key = v_hour_key, sent_this_hour = v_this_hour,
+          day_key = v_day_key, sent_today = v_today, updated_at = p_now
+        WHERE id = v_account
+      ), u AS (
         UPDATE :DISPARO_SCHEMA.recipients rc SET
           status = 'sending',
           text = w.text,
@@ -242,17 +231,14 @@ BEGIN
           lease_expires_at = p_now + p_lease_ms,
           updated_at = p_now
         FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w
-        WHERE w.i = ANY (v_new) AND rc.id = w.id AND rc.status = 'pending'
+        WHERE w.i = ANY (v_new) AND rc.id = ANY (v_ids) AND rc.id = w.id AND rc.status = 'pending'
         RETURNING CAST(ROW(rc.campaign_id, rc.batch, 'pending', 'sending') AS :DISPARO_SCHEMA.move) AS m
       )
       SELECT v_moves || coalesce(array_agg(u.m), '{}') INTO v_moves FROM u;
     END IF;
-    SELECT jsonb_agg(CASE WHEN t.g THEN jsonb_build_object('granted', true, 'slotAt', t.s)
-                          ELSE jsonb_build_object('granted', false, 'reason', t.y, 'retryAt', t.s) END ORDER BY t.k)
-      INTO v_grants FROM unnest(v_granted, v_slot, v_why) WITH ORDINALITY AS t(g, s, y, k);
   END IF;
 
   PERFORM :DISPARO_SCHEMA._count_moves(v_moves);
-  RETURN jsonb_build_object('outcomes', v_outcomes, 'grants', coalesce(v_grants, '[]'));
+  RETURN jsonb_build_object('outcomes', v_outcomes, 'grants', to_jsonb(v_grants));
 END
 $$;
