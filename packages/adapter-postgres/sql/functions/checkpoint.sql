@@ -39,6 +39,7 @@ DECLARE
   v_twice boolean;               -- a recipient has two outcomes: apply them one at a time
   v_one integer;
   v_applied integer[] := '{}';   -- positions of the outcomes that applied
+  v_applied_cf integer[] := '{}';  -- and their account's run of failures after each
   v_outcomes jsonb := '[]';
   -- write-ahead
   v_account text := p_write_ahead ->> 'accountId';
@@ -69,23 +70,22 @@ DECLARE
   v_today integer;
   v_grants jsonb[] := '{}';
 BEGIN
-  SELECT array_agg(DISTINCT x.id ORDER BY x.id) FILTER (WHERE x.id IS NOT NULL), coalesce(bool_or(x.bad), false),
-      count(x.recipient_id) > count(DISTINCT x.recipient_id)
-    INTO v_ids, v_bad, v_twice
-    FROM (SELECT o.id, o.recipient_id, o.status IS NULL OR o.status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending') AS bad
-            FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
-          UNION ALL SELECT w.id, NULL, false FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w) x;
-  IF v_bad THEN
-    RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
-  END IF;
-
   -- Locks: the rows this call may change, in key order, then the accounts, in key order. Every
   -- function locks recipients before accounts, so two calls never wait on each other in a cycle.
   -- (Rows are read by key through LATERAL subqueries that cannot be flattened: planned as joins, a
   -- hash join over the whole table can look cheaper than a hundred key lookups.)
-  PERFORM 1 FROM unnest(v_ids) AS k(id)
-    CROSS JOIN LATERAL (SELECT 1 FROM :DISPARO_SCHEMA.recipients rc
-                        WHERE rc.id = k.id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE) x;
+  SELECT (SELECT array_agg(x.id ORDER BY x.id)
+            FROM (SELECT o.id FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
+                  UNION SELECT w.id FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w ORDER BY 1) k
+            CROSS JOIN LATERAL (SELECT rc.id FROM :DISPARO_SCHEMA.recipients rc
+                                WHERE rc.id = k.id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE) x),
+      coalesce(bool_or(o.status IS NULL OR o.status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')), false),
+      count(o.recipient_id) > count(DISTINCT o.recipient_id)
+    INTO v_ids, v_bad, v_twice
+    FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o;
+  IF v_bad THEN
+    RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
+  END IF;
   PERFORM 1 FROM :DISPARO_SCHEMA.accounts ac
     WHERE ac.id IN (
       SELECT CASE WHEN o.account_id IS NULL THEN x.account_id ELSE nullif(o.account_id, '') END
@@ -95,6 +95,9 @@ BEGIN
     ORDER BY ac.id FOR UPDATE;
 
   -- ---- outcomes, in order: all at once, or one at a time when a recipient has two ----
+  -- Each outcome that applies moves its account (the outcome's account, else the row's): failuresAfter
+  -- as a running fold (`run` counts the account's successes so far: each starts a new run of failures
+  -- from 0), and the next slot to the latest accountNextSendAt, never earlier.
   FOR v_one IN SELECT generate_series(1, v_no) WHERE v_twice UNION ALL SELECT NULL WHERE v_no > 0 AND NOT v_twice LOOP
     WITH o AS (
       SELECT o.*, x.status AS was, x.batch
@@ -118,24 +121,12 @@ BEGIN
         processed_at = CASE WHEN o.status = 'pending' THEN rc.processed_at ELSE o.at END
       FROM o
       WHERE rc.id = ANY (v_ids) AND rc.id = o.id
-      RETURNING o.i, CAST(ROW(o.campaign_id, o.batch, o.was, o.status) AS :DISPARO_SCHEMA.move) AS m
-    )
-    SELECT v_applied || coalesce(array_agg(u.i), '{}'), v_moves || coalesce(array_agg(u.m), '{}') INTO v_applied, v_moves FROM u;
-  END LOOP;
-
-  -- What each applied outcome does to its account (the outcome's account, else the row's), in
-  -- order: failuresAfter as a running fold (`run` counts the successes so far: each one starts a new
-  -- run of failures from 0), and the next slot moved to the latest accountNextSendAt, never earlier.
-  IF cardinality(v_applied) > 0 THEN
-    WITH o AS (
-      SELECT o.i, o.recipient_id, o.effect, o.next_send_at, o.i = ANY (v_applied) AS applied,
-        CASE WHEN o.i = ANY (v_applied) THEN CASE WHEN o.account_id IS NULL THEN x.account_id ELSE nullif(o.account_id, '') END END AS acc
-      FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
-      LEFT JOIN LATERAL (SELECT rc.account_id FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
+      RETURNING o.i, o.effect, o.next_send_at, CASE WHEN o.account_id IS NULL THEN rc.account_id ELSE nullif(o.account_id, '') END AS acc,
+        CAST(ROW(o.campaign_id, o.batch, o.was, o.status) AS :DISPARO_SCHEMA.move) AS m
     ), e AS (
-      SELECT o.*, ac.consecutive_failures AS cf0, ac.next_send_at AS next0,
-        count(*) FILTER (WHERE o.effect = 'success') OVER (PARTITION BY o.acc ORDER BY o.i) AS run
-      FROM o LEFT JOIN :DISPARO_SCHEMA.accounts ac ON ac.id = o.acc
+      SELECT u.*, ac.consecutive_failures AS cf0, ac.next_send_at AS next0,
+        count(*) FILTER (WHERE u.effect = 'success') OVER (PARTITION BY u.acc ORDER BY u.i) AS run
+      FROM u LEFT JOIN :DISPARO_SCHEMA.accounts ac ON ac.id = u.acc
     ), f AS (
       SELECT e.*,
         CASE WHEN e.cf0 IS NOT NULL THEN
@@ -148,10 +139,15 @@ BEGIN
       FROM (SELECT DISTINCT ON (f.acc) f.acc, f.cf, f.next FROM f WHERE f.cf IS NOT NULL ORDER BY f.acc, f.i DESC) t
       WHERE ac.id = t.acc AND (ac.consecutive_failures <> t.cf OR ac.next_send_at <> t.next)
     )
-    SELECT jsonb_agg(jsonb_build_object('recipientId', f.recipient_id, 'applied', f.applied, 'consecutiveFailures', f.cf) ORDER BY f.i)
-      INTO v_outcomes FROM f;
-  ELSIF v_no > 0 THEN
-    SELECT jsonb_agg(jsonb_build_object('recipientId', e ->> 'recipientId', 'applied', false)) INTO v_outcomes FROM jsonb_array_elements(p_outcomes) e;
+    SELECT v_applied || coalesce(array_agg(f.i ORDER BY f.i), '{}'), v_applied_cf || coalesce(array_agg(f.cf ORDER BY f.i), '{}'),
+        v_moves || coalesce(array_agg(f.m), '{}')
+      INTO v_applied, v_applied_cf, v_moves FROM f;
+  END LOOP;
+  IF v_no > 0 THEN
+    SELECT jsonb_agg(jsonb_build_object('recipientId', x.e ->> 'recipientId', 'applied', a.i IS NOT NULL, 'consecutiveFailures', a.cf) ORDER BY x.i)
+      INTO v_outcomes
+      FROM jsonb_array_elements(p_outcomes) WITH ORDINALITY AS x(e, i)
+      LEFT JOIN unnest(v_applied, v_applied_cf) AS a(i, cf) ON a.i = x.i;
   END IF;
 
   -- ---- the write-ahead ----
