@@ -49,8 +49,13 @@ DECLARE
   v_kind smallint[];             -- per item: 0 lost, 1 leased (pending, ours), 2 repeat
   v_gap bigint[];
   v_lead bigint[];
+  v_item_ids bigint[];
+  v_texts text[];
+  v_attempts integer[];
+  v_pids text[];
+  v_fresh boolean[];             -- per item: written ahead by this call
   v_slot bigint;
-  v_new integer[] := '{}';       -- positions written ahead by this call
+  v_taken integer := 0;
   v_max integer := coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1);
   v_in_flight integer;
   v_hk text := p_write_ahead -> 'hourly' ->> 'key';
@@ -99,7 +104,7 @@ BEGIN
   -- as a running fold (`run` counts the account's successes so far: each starts a new run of failures
   -- from 0), and the next slot to the latest accountNextSendAt, never earlier.
   FOR v_one IN SELECT generate_series(1, v_no) WHERE v_twice UNION ALL SELECT NULL WHERE v_no > 0 AND NOT v_twice LOOP
-    WITH o AS (
+    WITH o AS MATERIALIZED (
       SELECT o.*, x.status AS was, x.batch
       FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
       JOIN LATERAL (SELECT rc.status, rc.batch, rc.campaign_id, rc.lease_owner FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
@@ -120,7 +125,7 @@ BEGIN
         sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE rc.sent_at END,
         processed_at = CASE WHEN o.status = 'pending' THEN rc.processed_at ELSE o.at END
       FROM o
-      WHERE rc.id = ANY (v_ids) AND rc.id = o.id
+      WHERE rc.id = o.id
       RETURNING o.i, o.effect, o.next_send_at, CASE WHEN o.account_id IS NULL THEN rc.account_id ELSE nullif(o.account_id, '') END AS acc,
         CAST(ROW(o.campaign_id, o.batch, o.was, o.status) AS :DISPARO_SCHEMA.move) AS m
     ), e AS (
@@ -158,16 +163,18 @@ BEGIN
     SELECT ac.id IS NOT NULL, ac.state, ac.connection, ac.disabled_until, ac.next_send_at, ac.hour_key, ac.sent_this_hour,
         ac.day_key, ac.sent_today,
         (SELECT count(*)::integer FROM :DISPARO_SCHEMA.recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending'),
-        w.kinds, w.gaps, w.leads
+        w.kinds, w.gaps, w.leads, w.ids, w.texts, w.attempts, w.pids
       INTO v_found, v_state, v_connection, v_disabled_until, v_next, v_hour_key, v_this_hour, v_day_key, v_today,
-        v_in_flight, v_kind, v_gap, v_lead
+        v_in_flight, v_kind, v_gap, v_lead, v_item_ids, v_texts, v_attempts, v_pids
       FROM (
         SELECT array_agg(CASE
               WHEN x.id IS NULL OR x.campaign_id IS DISTINCT FROM w.campaign_id OR x.lease_owner IS DISTINCT FROM p_owner THEN 0
               WHEN x.status = 'pending' THEN 1
               WHEN x.status = 'sending' AND x.attempts = w.attempt AND x.lease_expires_at > p_now THEN 2
               ELSE 0 END::smallint ORDER BY w.i) AS kinds,
-          array_agg(w.gap_ms ORDER BY w.i) AS gaps, array_agg(w.lead_ms ORDER BY w.i) AS leads
+          array_agg(w.gap_ms ORDER BY w.i) AS gaps, array_agg(w.lead_ms ORDER BY w.i) AS leads,
+          array_agg(w.id ORDER BY w.i) AS ids, array_agg(w.text ORDER BY w.i) AS texts,
+          array_agg(w.attempt ORDER BY w.i) AS attempts, array_agg(w.provider_message_id ORDER BY w.i) AS pids
         FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w
         LEFT JOIN LATERAL (SELECT rc.id, rc.campaign_id, rc.lease_owner, rc.status, rc.attempts, rc.lease_expires_at
                              FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = w.id OFFSET 0) x ON true
@@ -178,6 +185,7 @@ BEGIN
 
     -- reserveSlots, item by item, checks in SLOT_CHECKS order; a refusal reserves nothing.
     v_at := p_now;
+    v_fresh := array_fill(false, ARRAY[v_n]);
     FOR i IN 1..v_n LOOP
       IF v_kind[i] = 2 AND v_found THEN
         v_grants := v_grants || jsonb_build_object('granted', true, 'slotAt', p_now);
@@ -207,11 +215,12 @@ BEGIN
           v_today := CASE WHEN v_day_key = v_dk THEN v_today + 1 ELSE 1 END;
           v_day_key := v_dk;
         END IF;
-        v_new := v_new || i;
+        v_fresh[i] := true;
+        v_taken := v_taken + 1;
       END IF;
     END LOOP;
 
-    IF cardinality(v_new) > 0 THEN
+    IF v_taken > 0 THEN
       WITH acc AS (
         UPDATE :DISPARO_SCHEMA.accounts SET next_send_at = v_next, hour_key = v_hour_key, sent_this_hour = v_this_hour,
           day_key = v_day_key, sent_today = v_today, updated_at = p_now
@@ -219,15 +228,15 @@ BEGIN
       ), u AS (
         UPDATE :DISPARO_SCHEMA.recipients rc SET
           status = 'sending',
-          text = w.text,
+          text = g.text,
           account_id = v_account,
-          attempts = w.attempt,
-          provider_message_id = CASE WHEN w.provider_message_id <> '' THEN w.provider_message_id ELSE rc.provider_message_id END,
+          attempts = g.attempt,
+          provider_message_id = CASE WHEN g.pid <> '' THEN g.pid ELSE rc.provider_message_id END,
           lease_owner = p_owner,
           lease_expires_at = p_now + p_lease_ms,
           updated_at = p_now
-        FROM :DISPARO_SCHEMA._write_ahead_rows(p_write_ahead) w
-        WHERE w.i = ANY (v_new) AND rc.id = ANY (v_ids) AND rc.id = w.id AND rc.status = 'pending'
+        FROM unnest(v_item_ids, v_texts, v_attempts, v_pids, v_fresh) AS g(id, text, attempt, pid, fresh)
+        WHERE g.fresh AND rc.id = g.id AND rc.status = 'pending'
         RETURNING CAST(ROW(rc.campaign_id, rc.batch, 'pending', 'sending') AS :DISPARO_SCHEMA.move) AS m
       )
       SELECT v_moves || coalesce(array_agg(u.m), '{}') INTO v_moves FROM u;
