@@ -38,8 +38,6 @@ DECLARE
   v_no integer := coalesce(jsonb_array_length(p_outcomes), 0);
   v_twice boolean;               -- a recipient has two outcomes: apply them one at a time
   v_one integer;
-  v_applied integer[] := '{}';   -- positions of the outcomes that applied
-  v_applied_cf integer[] := '{}';  -- and their account's run of failures after each
   v_outcomes jsonb := '[]';
   -- write-ahead
   v_account text := p_write_ahead ->> 'accountId';
@@ -103,7 +101,8 @@ BEGIN
   -- Each outcome that applies moves its account (the outcome's account, else the row's): failuresAfter
   -- as a running fold (`run` counts the account's successes so far: each starts a new run of failures
   -- from 0), and the next slot to the latest accountNextSendAt, never earlier.
-  FOR v_one IN SELECT generate_series(1, v_no) WHERE v_twice UNION ALL SELECT NULL WHERE v_no > 0 AND NOT v_twice LOOP
+  v_one := CASE WHEN v_twice THEN 1 END;
+  WHILE v_no > 0 AND (v_one IS NULL OR v_one <= v_no) LOOP
     WITH o AS MATERIALIZED (
       SELECT o.*, x.status AS was, x.batch
       FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o
@@ -144,16 +143,14 @@ BEGIN
       FROM (SELECT DISTINCT ON (f.acc) f.acc, f.cf, f.next FROM f WHERE f.cf IS NOT NULL ORDER BY f.acc, f.i DESC) t
       WHERE ac.id = t.acc AND (ac.consecutive_failures <> t.cf OR ac.next_send_at <> t.next)
     )
-    SELECT v_applied || coalesce(array_agg(f.i ORDER BY f.i), '{}'), v_applied_cf || coalesce(array_agg(f.cf ORDER BY f.i), '{}'),
-        v_moves || coalesce(array_agg(f.m), '{}')
-      INTO v_applied, v_applied_cf, v_moves FROM f;
+    SELECT v_outcomes || (SELECT jsonb_agg(jsonb_build_object('recipientId', o.recipient_id, 'applied', f.i IS NOT NULL, 'consecutiveFailures', f.cf) ORDER BY o.i)
+                          FROM :DISPARO_SCHEMA._outcome_rows(p_outcomes) o LEFT JOIN f ON f.i = o.i
+                          WHERE v_one IS NULL OR o.i = v_one),
+        v_moves || coalesce((SELECT array_agg(f.m) FROM f), '{}')
+      INTO v_outcomes, v_moves;
+    EXIT WHEN v_one IS NULL;
+    v_one := v_one + 1;
   END LOOP;
-  IF v_no > 0 THEN
-    SELECT jsonb_agg(jsonb_build_object('recipientId', x.e ->> 'recipientId', 'applied', a.i IS NOT NULL, 'consecutiveFailures', a.cf) ORDER BY x.i)
-      INTO v_outcomes
-      FROM jsonb_array_elements(p_outcomes) WITH ORDINALITY AS x(e, i)
-      LEFT JOIN unnest(v_applied, v_applied_cf) AS a(i, cf) ON a.i = x.i;
-  END IF;
 
   -- ---- the write-ahead ----
   IF v_n > 0 THEN
