@@ -1,4 +1,4 @@
-import { Mutex, StoreError } from '@disparo/core';
+import { StoreError } from '@disparo/core/store';
 
 /** The one method Disparo needs from a client: node-postgres `Pool`/`Client` and PGlite all have it. */
 export interface Queryable {
@@ -25,6 +25,16 @@ export interface PGliteLike extends Queryable {
 }
 
 export type Client = Queryable;
+
+/** One holder at a time, first come first served: a single session runs one query or transaction at once. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
 
 export const isPool = (c: Queryable): c is PoolLike =>
   typeof (c as { connect?: unknown }).connect === 'function' && 'totalCount' in (c as object) && 'idleCount' in (c as object);

@@ -1,7 +1,10 @@
-export { PostgresStore, createPostgresStore, wakeChannel } from './store.js';
+export { PostgresStore, createPostgresStore } from './store.js';
 export type { PostgresStoreOptions } from './store.js';
+export { wakeChannel } from './wake.js';
 export { migrate, schemaVersion, LATEST_SCHEMA_VERSION, SchemaTooNewError } from './migrate.js';
 export type { MigrateResult } from './migrate.js';
 export type { Queryable, PoolLike, PGliteLike } from './client.js';
-export { migrations } from './generated/migrations.js';
-export type { Migration } from './generated/migrations.js';
+export { migrations, functions } from './generated/sql.js';
+export type { Migration, SqlFunction } from './generated/sql.js';
+export { calls, ClaimCursors, type Call } from './calls.js';
+export { checkpointArgs, checkpointResult, type CheckpointArgs } from './checkpoint-codec.js';

@@ -1,59 +1,36 @@
-import type { AccountRecord, BatchRecord, Campaign, OptOut, Recipient } from '@disparo/core';
+import type { AccountRecord, BatchRecord, Campaign, ContactSend, OptOut, Recipient, RecipientCounters } from '@disparo/core/store';
 
-// node-postgres returns bigint and numeric as strings, PGlite as numbers: everything goes through these.
+/**
+ * What the SQL functions return, as the contract's records. Table rows (recipients, accounts,
+ * opt-outs) come with their snake_case columns; campaigns and batch records, whose counts are sums
+ * of counter shards, come as JSON already shaped like the records. The same results arrive through
+ * node-postgres (bigint as a string), PGlite (numbers) and PostgREST (JSON), so every number goes
+ * through `num`.
+ */
+
 export const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const json = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
+const textOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-export function toCampaign(r: any): Campaign {
-  return {
-    id: r.id,
-    name: r.name,
-    templates: json<string[]>(r.templates),
-    media: r.media === null || r.media === undefined ? null : json(r.media),
-    accountIds: json<string[]>(r.account_ids),
-    status: r.status,
-    pauseReason: r.pause_reason ?? null,
-    settings: json(r.settings),
-    scheduledAt: numOrNull(r.scheduled_at),
-    currentBatch: num(r.current_batch),
-    nextBatchAt: numOrNull(r.next_batch_at),
-    counters: {
-      total: num(r.n_total),
-      pending: num(r.n_pending),
-      sending: num(r.n_sending),
-      sent: num(r.n_sent),
-      delivered: num(r.n_delivered),
-      read: num(r.n_read),
-      failed: num(r.n_failed),
-      skipped: num(r.n_skipped),
-      unknown: num(r.n_unknown),
-    },
-    lastError: r.last_error ?? null,
-    metadata: json(r.metadata),
-    createdAt: num(r.created_at),
-    updatedAt: num(r.updated_at),
-    startedAt: numOrNull(r.started_at),
-    finishedAt: numOrNull(r.finished_at),
-  };
-}
+type Row = Record<string, unknown>;
 
-export function toRecipient(r: any): Recipient {
+export function toRecipient(r: Row): Recipient {
   return {
     id: String(r.id),
-    campaignId: r.campaign_id,
-    phone: r.phone,
+    campaignId: String(r.campaign_id),
+    phone: String(r.phone),
     vars: json(r.vars),
     seq: num(r.seq),
     batch: num(r.batch),
-    status: r.status,
-    skipReason: r.skip_reason ?? null,
-    text: r.text ?? null,
+    status: r.status as Recipient['status'],
+    skipReason: (r.skip_reason ?? null) as Recipient['skipReason'],
+    text: textOrNull(r.text),
     attempts: num(r.attempts),
-    lastError: r.last_error ?? null,
-    providerMessageId: r.provider_message_id ?? null,
-    accountId: r.account_id ?? null,
-    leaseOwner: r.lease_owner ?? null,
+    lastError: textOrNull(r.last_error),
+    providerMessageId: textOrNull(r.provider_message_id),
+    accountId: textOrNull(r.account_id),
+    leaseOwner: textOrNull(r.lease_owner),
     leaseExpiresAt: numOrNull(r.lease_expires_at),
     sentAt: numOrNull(r.sent_at),
     deliveredAt: numOrNull(r.delivered_at),
@@ -63,40 +40,74 @@ export function toRecipient(r: any): Recipient {
   };
 }
 
-export function toBatch(r: any): BatchRecord {
+export function toAccount(r: Row): AccountRecord {
   return {
-    campaignId: r.campaign_id,
-    batch: num(r.batch),
-    size: num(r.size),
-    sent: num(r.sent),
-    failed: num(r.failed),
-    skipped: num(r.skipped),
-    unknown: num(r.unknown),
-    startedAt: numOrNull(r.started_at),
-    finishedAt: numOrNull(r.finished_at),
-    error: r.error ?? null,
-  };
-}
-
-export function toAccount(r: any): AccountRecord {
-  return {
-    id: r.id,
+    id: String(r.id),
     pacing: json(r.pacing),
-    state: r.state,
-    connection: r.connection,
+    state: r.state as AccountRecord['state'],
+    connection: r.connection as AccountRecord['connection'],
     consecutiveFailures: num(r.consecutive_failures),
     disabledUntil: numOrNull(r.disabled_until),
-    disabledReason: r.disabled_reason ?? null,
+    disabledReason: textOrNull(r.disabled_reason),
     nextSendAt: num(r.next_send_at),
-    hourKey: r.hour_key ?? null,
+    hourKey: textOrNull(r.hour_key),
     sentThisHour: num(r.sent_this_hour),
-    dayKey: r.day_key ?? null,
+    dayKey: textOrNull(r.day_key),
     sentToday: num(r.sent_today),
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
   };
 }
 
-export function toOptOut(r: any): OptOut {
-  return { phone: r.phone, reason: r.reason, source: r.source, at: num(r.at) };
+export const toOptOut = (r: Row): OptOut => ({ phone: String(r.phone), reason: String(r.reason), source: r.source as OptOut['source'], at: num(r.at) });
+
+export const toContactSend = (r: Row): ContactSend => ({ phone: String(r.phone), campaignId: String(r.campaign_id), accountId: textOrNull(r.account_id), sentAt: num(r.sent_at) });
+
+const COUNTERS: Array<keyof RecipientCounters> = ['total', 'pending', 'sending', 'sent', 'delivered', 'read', 'failed', 'skipped', 'unknown'];
+
+/** A campaign as `_campaign_json` builds it. */
+export function campaignFromJson(value: unknown): Campaign {
+  const c = json<Campaign & Record<string, unknown>>(value);
+  const counters = {} as RecipientCounters;
+  for (const k of COUNTERS) counters[k] = num(c.counters?.[k]);
+  return {
+    id: c.id,
+    name: c.name,
+    templates: c.templates,
+    media: c.media ?? null,
+    accountIds: c.accountIds,
+    status: c.status,
+    pauseReason: c.pauseReason ?? null,
+    settings: c.settings,
+    scheduledAt: numOrNull(c.scheduledAt),
+    currentBatch: num(c.currentBatch),
+    nextBatchAt: numOrNull(c.nextBatchAt),
+    counters,
+    lastError: c.lastError ?? null,
+    metadata: c.metadata ?? {},
+    createdAt: num(c.createdAt),
+    updatedAt: num(c.updatedAt),
+    startedAt: numOrNull(c.startedAt),
+    finishedAt: numOrNull(c.finishedAt),
+  };
 }
+
+/** A batch record as `list_batches` builds it. */
+export function batchFromJson(value: unknown): BatchRecord {
+  const b = json<Record<string, unknown>>(value);
+  return {
+    campaignId: String(b.campaignId),
+    batch: num(b.batch),
+    size: num(b.size),
+    sent: num(b.sent),
+    failed: num(b.failed),
+    skipped: num(b.skipped),
+    unknown: num(b.unknown),
+    startedAt: numOrNull(b.startedAt),
+    finishedAt: numOrNull(b.finishedAt),
+    error: textOrNull(b.error),
+  };
+}
+
+/** A JSON array (or its text) as a list. */
+export const listOf = (value: unknown): unknown[] => (value === null || value === undefined ? [] : json<unknown[]>(value));

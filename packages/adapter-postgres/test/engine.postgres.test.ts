@@ -1,13 +1,13 @@
 /**
  * The engine on real PostgreSQL: racing step() calls, several engines sharing one schema, wake-ups
- * through LISTEN/NOTIFY, and migrations run by many workers at once.
+ * through LISTEN/NOTIFY, a database outage, and LISTEN surviving its connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, connect, type Socket } from 'node:net';
 import pg from 'pg';
 import { createEngine, createSimulatorTransport, silentLogger, type Engine } from '@disparo/core';
 import { samplePhones } from '@disparo/core/testing';
-import { createPostgresStore, LATEST_SCHEMA_VERSION, migrations, SchemaTooNewError } from '@disparo/adapter-postgres';
+import { createPostgresStore } from '@disparo/adapter-postgres';
 import { freshSchema, pool, testDatabase } from './support.js';
 
 let url = '';
@@ -191,47 +191,6 @@ describe('engine on PostgreSQL', () => {
     await unsubscribe();
     expect(await listeners()).toHaveLength(0);
   });
-
-describe('migrations', () => {
-  it('twenty workers migrating at once apply each migration exactly once', async () => {
-    const schema = freshSchema('mig');
-    const p = open(20);
-    const results = await Promise.all(Array.from({ length: 20 }, () => createPostgresStore(p, { schema }).migrate()));
-    expect(results.filter((r) => r.applied.length > 0)).toHaveLength(1);
-    expect(results.every((r) => r.to === LATEST_SCHEMA_VERSION)).toBe(true);
-    const rows = await p.query(`SELECT id FROM "${schema}".schema_migrations ORDER BY id`);
-    expect(rows.rows.map((r) => r.id)).toEqual(migrations.map((m) => m.id));
-    expect(await createPostgresStore(p, { schema }).version()).toBe(LATEST_SCHEMA_VERSION);
-  });
-
-  it('refuses a schema newer than the package, and changes nothing', async () => {
-    const schema = freshSchema('new');
-    const p = open(2);
-    const store = createPostgresStore(p, { schema });
-    await store.migrate();
-    await p.query(`INSERT INTO "${schema}".schema_migrations (id, name) VALUES ($1, 'from_the_future')`, [LATEST_SCHEMA_VERSION + 1]);
-    const error = await store.migrate().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SchemaTooNewError);
-    expect((error as SchemaTooNewError).code).toBe('STORE');
-    expect((error as Error).message).toMatch(/Upgrade @disparo\/adapter-postgres/);
-    expect((await p.query(`SELECT count(*)::int AS n FROM "${schema}".schema_migrations`)).rows[0].n).toBe(LATEST_SCHEMA_VERSION + 1);
-  });
-
-  it('a store used before migrate() says to call migrate()', async () => {
-    const store = createPostgresStore(open(1), { schema: freshSchema('none') });
-    await expect(store.getCampaign('x')).rejects.toThrow(/Call store.migrate\(\) first/);
-  });
-
-  it('rejects a bad schema name with a ValidationError naming the option', () => {
-    expect(() => createPostgresStore(open(1), { schema: 'drop table; --' })).toThrow(/schema/);
-  });
-
-  it('the generated migrations module matches the .sql files', async () => {
-    const { renderMigrationsModule, OUTPUT } = await import('../scripts/generate-migrations.js');
-    const { readFileSync } = await import('node:fs');
-    expect(readFileSync(OUTPUT, 'utf8')).toBe(renderMigrationsModule());
-  });
-});
 
 /** A TCP proxy in front of the test server whose `cut()` drops every connection and refuses new ones until `restore()`. */
 async function cuttableProxy(target: string): Promise<{ url: string; cut(): void; restore(): void; close(): void }> {

@@ -2,7 +2,7 @@ import { afterAll } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
 import { describeStateStore } from '@disparo/core/testing';
 import { createPostgresStore, type PostgresStore } from '@disparo/adapter-postgres';
-import { freshSchema } from './support.js';
+import { freshSchema, inspector } from './support.js';
 
 // PGlite has one session: the same SQL, minus the cases that need several connections.
 const db = new PGlite();
@@ -15,6 +15,5 @@ describeStateStore(
     await store.migrate();
     return store;
   },
-  (store) => (store as PostgresStore).inspector(),
-  { concurrency: false },
+  { inspect: (store) => inspector(db, (store as PostgresStore).schema), concurrency: false },
 );

@@ -16,3 +16,4 @@ export function pool(url: string, max = 10): pg.Pool {
 let n = 0;
 /** A schema name unique to this process. */
 export const freshSchema = (prefix = 's') => `${prefix}_${process.pid}_${++n}`;
+export { inspector } from './support/inspector.js';

@@ -20,15 +20,13 @@ const store = createPostgresStore(pool, { schema: env('SCHEMA') });
 
 // Report every slot the store grants (before the send can happen), so the test checks pacing (I3) on
 // the reservations themselves, and each send against its slot.
-const advance = store.advance.bind(store);
-store.advance = async (input) => {
-  const result = await advance(input);
-  if (input.begin && result.begin?.granted) {
-    await fetch(`${sink}/slot`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ account: input.begin.slot.accountId, recipientId: input.begin.recipientId, slotAt: result.begin.slotAt }),
-    });
+const checkpoint = store.checkpoint.bind(store);
+store.checkpoint = async (input) => {
+  const result = await checkpoint(input);
+  const w = input.writeAhead;
+  const granted = w ? result.grants.flatMap((g, i) => (g.granted ? [{ account: w.accountId, recipientId: w.items[i]!.recipientId, slotAt: g.slotAt }] : [])) : [];
+  for (const slot of granted) {
+    await fetch(`${sink}/slot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(slot) });
   }
   return result;
 };
@@ -54,9 +52,10 @@ const accountTransport = (id: string, seed: number): Transport => {
     subscribe: (l) => sim.subscribe(l),
     lookup: async (q) => {
       const res = await fetch(`${sink}/lookup?key=${encodeURIComponent(q.message.idempotencyKey)}`);
-      if (res.status === 404) return null;
+      // The sink records every message it receives before it answers: not found there is proof.
+      if (res.status === 404) return { status: 'absent' };
       const body = (await res.json()) as { providerMessageId: string; at: number };
-      return { providerMessageId: body.providerMessageId, acceptedAt: body.at };
+      return { status: 'found', sent: { providerMessageId: body.providerMessageId, acceptedAt: body.at } };
     },
   };
 };
