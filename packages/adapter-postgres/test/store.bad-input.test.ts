@@ -120,7 +120,7 @@ describe.each(Object.keys(stores))('bad input on %s', (kind) => {
   it('a NUL character in the text written ahead: a ValidationError naming the item, the row untouched', async () => {
     const store = await stores[kind]!();
     await store.createCampaign(campaign('c1'));
-    await store.upsertAccount('a1', { intervalMs: { min: 0, max: 0 }, hourlyCap: null, dailyCap: null, warmup: null, typingMsPerChar: 0, typingMaxMs: 0, maxInFlight: 1 }, T0);
+    await store.upsertAccount('a1', { intervalMs: { min: 0, max: 0 }, hourlyCap: null, dailyCap: null, warmup: null, typingMsPerChar: 0, typingMaxMs: 0, maxInFlight: 1, ratePerSecond: null }, T0);
     await store.addRecipients('c1', [{ phone: '5511970000001', vars: {} }], T0);
     const [row] = await store.claimRecipients({ campaignId: 'c1', batch: 1, owner: 'o1', limit: 1, now: T0, leaseMs: 30_000 });
     const item = { recipientId: row!.id, campaignId: 'c1', text: 'Oi\u0000', attempt: 1, gapMs: 0, leadMs: 0 };

@@ -1,6 +1,9 @@
 -- StateStore.applyStatusUpdates: provider receipts, `p_updates` an array of `StatusUpdate`
--- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error"}), applied in order (a
--- repeat inside one call is a repeat). What a receipt does is core's DELIVERY_TRANSITIONS: forward
+-- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error", "idempotencyKey"}),
+-- applied in order (a repeat inside one call is a repeat). A receipt no row's provider id matches, but
+-- carrying an idempotency key `campaignId:phone`, matches that recipient (its send's answer was lost);
+-- a row in doubt (sending or unknown) then learns the provider id. What a receipt does is core's
+-- DELIVERY_TRANSITIONS: forward
 -- only (sent < delivered < read), failed only before delivered, an unknown row settled forward by any
 -- receipt, pending and sending rows left to their worker. Returns
 -- {"applied", "ignored", "unmatched", "changed": [{"recipientId", "campaignId", "from", "to"}]}.
@@ -19,21 +22,33 @@ DECLARE
   v_unmatched integer := 0;
   v_changed jsonb := '[]'::jsonb;
   v_moves :DISPARO_SCHEMA.move[] := '{}';
+  v_known text;
 BEGIN
   -- The rows first, in key order, so two calls with the same ids in another order never deadlock.
   PERFORM 1 FROM :DISPARO_SCHEMA.recipients r
     WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e))
     ORDER BY r.id FOR UPDATE;
   FOR u IN
-    SELECT e ->> 'providerMessageId' AS pid, e ->> 'status' AS status, (e ->> 'at')::bigint AS at, e ->> 'error' AS error
+    SELECT e ->> 'providerMessageId' AS pid, e ->> 'status' AS status, (e ->> 'at')::bigint AS at, e ->> 'error' AS error,
+      e ->> 'idempotencyKey' AS idem
     FROM jsonb_array_elements(coalesce(p_updates, '[]')) WITH ORDINALITY AS x(e, i) ORDER BY x.i
   LOOP
-    SELECT r.id, r.campaign_id, r.batch, r.status INTO v_id, v_campaign, v_batch, v_from
+    SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
       FROM :DISPARO_SCHEMA.recipients r WHERE r.provider_message_id = u.pid
       ORDER BY r.updated_at DESC, r.id DESC LIMIT 1;
+    IF NOT FOUND AND u.idem LIKE '%:%' THEN
+      -- The key is `campaignId:phone`; campaign ids may hold ':', phones never do.
+      SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+        FROM :DISPARO_SCHEMA.recipients r
+        WHERE r.phone = substring(u.idem from '[^:]*$') AND r.campaign_id = left(u.idem, length(u.idem) - length(substring(u.idem from '[^:]*$')) - 1)
+        FOR UPDATE;
+    END IF;
     IF NOT FOUND THEN
       v_unmatched := v_unmatched + 1;
       CONTINUE;
+    END IF;
+    IF v_known IS NULL AND v_from IN ('sending', 'unknown') THEN
+      UPDATE :DISPARO_SCHEMA.recipients SET provider_message_id = u.pid WHERE id = v_id;
     END IF;
     v_to := CASE
       WHEN v_from = 'unknown' AND u.status IN ('sent', 'delivered', 'read', 'failed') THEN u.status

@@ -11,8 +11,9 @@
 --   that is later, never earlier;
 -- - the reservation is reserveSlots: checks in SLOT_CHECKS order (lease_lost, account_unavailable,
 --   daily_cap, hourly_cap, in_flight, pacing), the first that applies refusing the item with nothing
---   reserved; consecutive slots (the first needs next_send_at <= now; item i's slot is the previous
---   slot + its gap + item i's lead); every grant counts toward the caps and the window; a repeat (our
+--   reserved; consecutive slots (the first needs next_send_at <= now + aheadMs and starts at
+--   max(now, next_send_at); item i's slot is the previous slot + its gap + item i's lead); every grant
+--   counts toward the caps and the window; a repeat (our
 --   own live write-ahead of this very attempt: a retried call whose commit was not heard) is granted
 --   again without a slot. Account usability is ACCOUNT_USABILITY_RULES.
 --
@@ -55,6 +56,7 @@ DECLARE
   v_slot bigint;
   v_taken integer := 0;
   v_max integer := coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1);
+  v_ahead bigint := coalesce((p_write_ahead ->> 'aheadMs')::bigint, 0);
   v_in_flight integer;
   v_hk text := p_write_ahead -> 'hourly' ->> 'key';
   v_hl integer := (p_write_ahead -> 'hourly' ->> 'limit')::integer;
@@ -196,10 +198,10 @@ BEGIN
         v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'hourly_cap', 'retryAt', v_hx);
       ELSIF v_in_flight >= v_max THEN
         v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'in_flight', 'retryAt', p_now);
-      ELSIF v_next > v_at THEN
-        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'pacing', 'retryAt', v_next);
+      ELSIF v_next > v_at + v_ahead THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'pacing', 'retryAt', v_next - v_ahead);
       ELSE
-        v_slot := v_at + v_lead[i];
+        v_slot := greatest(v_at, v_next) + v_lead[i];
         v_grants := v_grants || jsonb_build_object('granted', true, 'slotAt', v_slot);
         v_next := v_slot + v_gap[i];
         v_at := greatest(v_at, v_next);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Suite } from './harness.js';
 import type { CapWindow } from '../../domain/calendar.js';
+import type { Recipient } from '../../domain/types.js';
 import { T0, LEASE_MS, HOUR_MS, DAY_MS, pacing } from './harness.js';
 
 export function slotsCases(s: Suite): void {
@@ -153,6 +154,28 @@ export function slotsCases(s: Suite): void {
       expect(refused.grants[0]).toEqual({ granted: false, reason: 'pacing', retryAt: T0 + 1_001 });
       expect((await rawRows()).map((r) => r.status)).toEqual(['sent', 'sent', 'pending']);
       expect((await rawRow(rows[2]!.id)).text).toBeNull();
+      await consistent();
+    });
+
+    it('aheadMs lets a slot lie ahead of now: granted at nextSendAt when within aheadMs, refused until then otherwise', async () => {
+      const rows = await seed({ n: 4 });
+      await claim('o1');
+      const ahead = async (r: Recipient, now: number, aheadMs: number) =>
+        (
+          await s.store.checkpoint({
+            owner: 'o1',
+            now,
+            leaseMs: LEASE_MS,
+            writeAhead: { accountId: 'a1', maxInFlight: 1_000, aheadMs, items: [{ recipientId: r.id, campaignId: 'c1', text: 'x', attempt: 1, gapMs: 100, leadMs: 0 }] },
+          })
+        ).grants[0];
+      expect(await ahead(rows[0]!, T0, 0)).toEqual({ granted: true, slotAt: T0 });
+      // nextSendAt is T0 + 100: 50 ms early with 100 ms ahead allowed is granted at T0 + 100, not at now.
+      expect(await ahead(rows[1]!, T0 + 50, 100)).toEqual({ granted: true, slotAt: T0 + 100 });
+      // nextSendAt is now T0 + 200: at T0 + 60 with 100 ms ahead it is still too early, until T0 + 100.
+      expect(await ahead(rows[2]!, T0 + 60, 100)).toEqual({ granted: false, reason: 'pacing', retryAt: T0 + 100 });
+      expect(await ahead(rows[2]!, T0 + 100, 100)).toEqual({ granted: true, slotAt: T0 + 200 });
+      expect((await s.raw.account('a1'))!.nextSendAt).toBe(T0 + 300);
       await consistent();
     });
   });
