@@ -50,7 +50,7 @@ export class IntervalSender extends AccountSender {
     // the turn. Otherwise record them now: a send's outcome frees the account's window, and another
     // sender (another campaign here, another worker) must not wait on outcomes we sit on.
     const now = ctx.clock.now();
-    const next = this.queue.nextReady(this.account.id);
+    const next = this.queue.nextReady(this.account.id, now);
     const followsAtOnce = !this.stop && next !== null && next <= now && this.notBefore <= now && !this.pending.reEnable && !this.account.turn.contended;
     if (!followsAtOnce) await this.flush();
   }

@@ -149,20 +149,19 @@ export abstract class AccountSender {
     const { ctx } = this.d;
     const ref = { campaignId: this.campaign.id, recipientId: p.recipient.id, phone: p.recipient.phone };
     this.processed++;
-    this.pending.add(
-      {
-        recipientId: p.recipient.id,
-        campaignId: this.campaign.id,
-        status: 'sent',
-        attempts: p.attempt,
-        at: acceptedAt,
-        accountId: this.account.id,
-        providerMessageId,
-        accountEffect: 'success',
-        ...(accountNextSendAt !== undefined ? { accountNextSendAt } : {}),
-      },
-      () => ctx.emit('message:sent', { ...ref, accountId: this.account.id, providerMessageId, attempt: p.attempt }),
-    );
+    const outcome: Outcome = {
+      recipientId: p.recipient.id,
+      campaignId: this.campaign.id,
+      status: 'sent',
+      attempts: p.attempt,
+      at: acceptedAt,
+      accountId: this.account.id,
+      providerMessageId,
+      accountEffect: 'success',
+    };
+    if (accountNextSendAt !== undefined) outcome.accountNextSendAt = accountNextSendAt;
+    const accountId = this.account.id;
+    this.pending.add(outcome, () => ctx.emit('message:sent', { campaignId: ref.campaignId, recipientId: ref.recipientId, phone: ref.phone, accountId, providerMessageId, attempt: p.attempt }));
     if (this.record.state === 'disabled' && !this.probed) {
       // The probe after a cooldown went through: the account comes back.
       this.probed = true;

@@ -264,6 +264,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /** Every emit goes through here: a throwing listener is reported, never breaks the loop. */
   private safeEmit<K extends keyof EngineEvents>(event: K, payload: EngineEvents[K]): void {
+    if (this.listenerCount(event) === 0) return;
     for (const listener of this.listeners(event) as Array<(p: EngineEvents[K]) => void>) {
       try {
         listener(payload);

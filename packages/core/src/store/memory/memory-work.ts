@@ -46,9 +46,30 @@ export function checkpoint(t: MemoryTables, input: CheckpointInput): CheckpointR
   if (!account) {
     return { outcomes, grants: items.map((it) => ({ granted: false, reason: it.row === 'lost' ? 'lease_lost' : 'account_unavailable', retryAt: now })) };
   }
-  const reserved = reserveSlots({ ...account, inFlight: t.inFlight(account.id) }, { maxInFlight: w.maxInFlight, aheadMs: w.aheadMs, hourly: w.hourly, daily: w.daily, items }, now);
-  const { inFlight: _, ...pacingState } = reserved.account;
-  if (reserved.grants.some((g, i) => g.granted && items[i]!.row === 'leased')) Object.assign(account, pacingState, { updatedAt: now });
+  const reserved = reserveSlots(
+    {
+      state: account.state,
+      connection: account.connection,
+      disabledUntil: account.disabledUntil,
+      nextSendAt: account.nextSendAt,
+      hourKey: account.hourKey,
+      sentThisHour: account.sentThisHour,
+      dayKey: account.dayKey,
+      sentToday: account.sentToday,
+      inFlight: t.inFlight(account.id),
+    },
+    { maxInFlight: w.maxInFlight, aheadMs: w.aheadMs, hourly: w.hourly, daily: w.daily, items },
+    now,
+  );
+  if (reserved.grants.some((g, i) => g.granted && items[i]!.row === 'leased')) {
+    const a = reserved.account;
+    account.nextSendAt = a.nextSendAt;
+    account.hourKey = a.hourKey;
+    account.sentThisHour = a.sentThisHour;
+    account.dayKey = a.dayKey;
+    account.sentToday = a.sentToday;
+    account.updatedAt = now;
+  }
   reserved.grants.forEach((g, i) => {
     if (!g.granted || items[i]!.row !== 'leased') return;
     const row = rows[i]!;
