@@ -1,6 +1,9 @@
 import { TransportError } from '@disparo/core/transport';
 import { classifyCloudApiError } from './classify.js';
 import { graphRequest, type GraphClient } from './http.js';
+import type { MessagingLimit, PacingRecommendation, QualitySignal, QualityUpdate } from './quality.js';
+
+export type { MessagingLimit, PacingRecommendation, QualitySignal, QualityUpdate } from './quality.js';
 import { HIGH_THROUGHPUT, pacingPolicySchema, parseOptions, STANDARD_THROUGHPUT, type PacingPolicy, type ResolvedOptions } from './options.js';
 
 /** Unique recipients per 24 h outside a customer window, per business portfolio, for each limit tier. */
@@ -15,28 +18,12 @@ export const MESSAGING_LIMITS: Readonly<Record<string, number | null>> = Object.
   TIER_NOT_SET: null,
 });
 
-export interface MessagingLimit {
-  /** Meta's tier, e.g. `TIER_2K`. */
-  tier: string;
-  /** Unique contacts per moving 24 h outside a customer window, shared by every number of the portfolio; null = unlimited or unknown. */
-  uniqueRecipientsPerDay: number | null;
-}
 
 export function messagingLimit(tier: string): MessagingLimit {
   return { tier, uniqueRecipientsPerDay: MESSAGING_LIMITS[tier] ?? null };
 }
 
 /** What a pacing decision reads: a `health()` reading, a quality webhook, or your own values. */
-export interface QualitySignal {
-  /** `GREEN`, `YELLOW`, `RED`, `NA`/`UNKNOWN`. */
-  qualityRating?: string | undefined;
-  /** `throughput.level`: `STANDARD` (80 mps) or `HIGH` (up to 1,000 mps). */
-  throughputLevel?: string | undefined;
-  /** A `phone_number_quality_update` event: `FLAGGED`, `UNFLAGGED`, `DOWNGRADE`, `UPGRADE`, `THROUGHPUT_UPGRADE`, `ONBOARDING`. */
-  event?: string | undefined;
-  messagingLimit?: MessagingLimit | undefined;
-}
-
 /** One `health()` reading. It never throws: a failed reading carries `error` and changes nothing. */
 export interface CloudApiHealth extends QualitySignal {
   ok: boolean;
@@ -49,32 +36,6 @@ export interface CloudApiHealth extends QualitySignal {
   error?: { kind: TransportError['kind']; message: string; providerCode?: string | number | undefined };
   /** `pacingRecommendation` of this reading under the transport's policy (the configured rate when the reading failed). */
   recommendation: PacingRecommendation;
-}
-
-/** A `phone_number_quality_update` webhook. */
-export interface QualityUpdate extends QualitySignal {
-  displayPhoneNumber: string;
-  event: string;
-  /** `current_limit` / `old_limit` (older per-number tiers) and `max_daily_conversations_per_business`. */
-  currentLimit?: string;
-  oldLimit?: string;
-  /** Epoch ms of the entry (`time`), else arrival. */
-  at: number;
-}
-
-export interface PacingRecommendation {
-  /** `normal`: the configured rate; `slow`: lower it; `pause_marketing`: hold marketing campaigns on this number. */
-  action: 'normal' | 'slow' | 'pause_marketing';
-  /** Messages per second for this number (for traffic that is not paused). */
-  ratePerSecond: number;
-  /** The same as a minimum gap between sends, for interval-based pacing. */
-  minIntervalMs: number;
-  pauseMarketing: boolean;
-  /** The portfolio's daily limit of unique recipients, for a daily cap; null = none known. */
-  dailyCap: number | null;
-  /** The rate was raised because Meta upgraded the number's throughput and the policy allows it. */
-  raised: boolean;
-  reasons: string[];
 }
 
 const LOW = new Set(['RED', 'FLAGGED', 'DOWNGRADE']);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
-import type { PacingRecommendation, QualityUpdate } from './health.js';
+import type { PacingRecommendation, QualityUpdate } from './quality.js';
 
 const fn = <T>(what: string) => z.custom<T>((v) => typeof v === 'function', `must be ${what}`);
 
