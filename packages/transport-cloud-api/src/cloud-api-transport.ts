@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TransportError, ValidationError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
+import { checkOutbound, outboundContentRules, TransportError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
 import { classifyCloudApiError, type Backoffs } from './classify.js';
 import { readHealth, pacingRecommendation, type CloudApiHealth, type PacingRecommendation, type QualitySignal, type QualityUpdate } from './health.js';
 import { graphRequest, type GraphClient, type GraphResult } from './http.js';
@@ -56,7 +56,7 @@ const outboundSchema = z.object({
   media: mediaSchema,
   idempotencyKey: z.string().max(MAX_CALLBACK_DATA, `must be at most ${MAX_CALLBACK_DATA} characters (it travels as biz_opaque_callback_data)`),
   template: templateSchema.nullish(),
-});
+}).superRefine(outboundContentRules);
 
 const sendResponseSchema = z.object({
   contacts: z.array(z.object({ input: z.string().optional(), wa_id: z.string().optional() }).loose()).optional(),
@@ -97,10 +97,7 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
   const text = m.text.trim().length > 0 ? m.text : '';
   if (m.media) {
     const media = m.media;
-    if (media.type === 'audio') {
-      if (text) throw refuse('an audio message cannot carry a caption: send the text without audio, or the audio with an empty text', 'campaign');
-      return { ...base, type: 'audio', audio: { link: media.url } };
-    }
+    if (media.type === 'audio') return { ...base, type: 'audio', audio: { link: media.url } };
     const object: Record<string, unknown> = { link: media.url };
     if (text) object.caption = text;
     if (media.type === 'document') {
@@ -109,7 +106,6 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
     }
     return { ...base, type: media.type, [media.type]: object };
   }
-  if (!text) throw refuse('the text is empty and there is no media or template', 'campaign');
   return { ...base, type: 'text', text: { preview_url: o.previewUrl, body: m.text } };
 }
 
@@ -175,14 +171,7 @@ export function createCloudApiTransport(options: CloudApiTransportOptions): Clou
     phoneNumberId: o.phoneNumberId,
 
     async send(message, sendOptions = {}) {
-      const checked = outboundSchema.safeParse(message);
-      if (!checked.success) {
-        const error = ValidationError.fromZod('outbound message', checked.error);
-        // The media, the template and the key come from the campaign: every recipient would fail alike.
-        const campaignWide = checked.error.issues.some((i) => ['media', 'template', 'idempotencyKey'].includes(String(i.path[0])));
-        throw new TransportError('permanent', `${where}: ${error.message}`, { cause: error, ...(campaignWide ? { scope: 'campaign' as const } : { scope: 'recipient' as const }) });
-      }
-      const m = checked.data;
+      const m = checkOutbound(outboundSchema, message, where);
       const body = buildBody(o, m, where);
       const res = await graphRequest(client, { method: 'POST', path: `/${o.phoneNumberId}/messages`, body, operation: 'send', timeoutMs: o.timeoutMs, signal: sendOptions.signal });
       if (res.status < 200 || res.status >= 300) throw fail(res, m.to);

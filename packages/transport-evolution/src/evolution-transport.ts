@@ -14,7 +14,7 @@ import {
 } from '@disparo/core/transport';
 import { classifyEvolutionError, type Operation } from './classify.js';
 import { request, type HttpCall, type HttpClient, type HttpResult } from './http.js';
-import { MEDIA_MESSAGE_TYPES, jidFromPhone, messageText, normalizeJid, numberVariants, outboundMessageSchema, phoneFromJid, sameText, timestampMs } from '@disparo/core/transport';
+import { MEDIA_MESSAGE_TYPES, jidFromPhone, messageText, normalizeJid, numberVariants, outboundMessageSchema, checkOutbound, phoneFromJid, sameText, timestampMs } from '@disparo/core/transport';
 import { connectionSchema, optionsSchema, parseOptions, type EvolutionConnectionOptions, type EvolutionTransportOptions, type ResolvedOptions } from './options.js';
 import { parseEvolutionWebhook, type SentRecord } from './webhook.js';
 import { verifyWebhookAuth, type WebhookHeaders } from './webhook-auth.js';
@@ -167,12 +167,7 @@ export function createEvolutionTransport(options: EvolutionTransportOptions): Ev
     instance: o.instance,
 
     async send(message, sendOptions = {}) {
-      const checked = outboundMessageSchema.safeParse(message);
-      if (!checked.success) {
-        const error = ValidationError.fromZod('outbound message', checked.error);
-        throw new TransportError('permanent', `[evolution] ${o.instance}: ${error.message}`, { cause: error });
-      }
-      const m = checked.data;
+      const m = checkOutbound(outboundMessageSchema, message, `[evolution] ${o.instance}`);
       const delay = delayFor(message);
       let route: string;
       let body: Record<string, unknown>;

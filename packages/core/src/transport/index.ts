@@ -4,7 +4,7 @@
  * variant, abort signals, reading message content).
  */
 export type * from './contract.js';
-export { outboundMessageSchema, messageText, isPersonMessage, longToNumber, timestampMs, dateMs, sameText, MEDIA_MESSAGE_TYPES, type CheckedOutboundMessage } from './message.js';
+export { outboundMessageSchema, outboundContentRules, checkOutbound, messageText, isPersonMessage, longToNumber, timestampMs, dateMs, sameText, MEDIA_MESSAGE_TYPES, type CheckedOutboundMessage } from './message.js';
 export { phoneFromJid, jidFromPhone, normalizeJid, numberVariants } from './jid.js';
 export { abortReason, throwIfAborted, raceAbort, isAbortOf } from './abort.js';
 export { headerValue, type WebhookHeaders } from './webhook.js';
