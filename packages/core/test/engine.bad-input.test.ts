@@ -113,4 +113,17 @@ describe('bad input', () => {
     expect(r.sims.a1!.sends.map((x) => x.text)).toEqual(['Oi Ana C1 T']);
     expect((await r.engine.progress(c.id)).counters.skipped).toBe(1);
   });
+
+  it('every name on Object.prototype is a plain variable: rendered from the recipient, missing when absent', async () => {
+    const names = Object.getOwnPropertyNames(Object.prototype);
+    const r = rig();
+    const c = await r.engine.createCampaign({ name: 'all internals', template: names.map((n) => `{{${n}}}`).join('|'), accountIds: ['a1'] });
+    // Object.fromEntries and JSON.parse both make own properties, `__proto__` included.
+    const withAll = JSON.parse(JSON.stringify({ phone: '5511987654321', vars: Object.fromEntries(names.map((n, i) => [n, `v${i}`])) }));
+    const result = await r.engine.addRecipients(c.id, [withAll, { phone: '5511987654322' }]);
+    expect(Object.keys(result.missingVariables).sort()).toEqual([...names].sort());
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(r.sims.a1!.sends.map((x) => x.text)).toEqual([names.map((_, i) => `v${i}`).join('|')]);
+  });
 });
