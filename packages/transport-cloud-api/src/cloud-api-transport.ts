@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { checkOutbound, outboundContentRules, TransportError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
+import { checkOutbound, fileNameFromUrl, outboundContentRules, validate, TransportError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
 import { classifyCloudApiError, type Backoffs } from './classify.js';
 import { readHealth, pacingRecommendation, type CloudApiHealth, type PacingRecommendation, type QualitySignal, type QualityUpdate } from './health.js';
 import { graphRequest, type GraphClient, type GraphResult } from './http.js';
-import { optionsSchema, parseOptions, type CloudApiTransportOptions, type ResolvedOptions } from './options.js';
+import { optionsSchema, type CloudApiTransportOptions, type ResolvedOptions } from './options.js';
 import { headerValue, SIGNATURE_HEADER, verifyCloudApiSignature, type WebhookHeaders } from './signature.js';
 import { badTemplateParameter, isTemplateText, parseTemplateText, templatePayload, templateSchema, TemplateTextError, type CloudApiTemplate } from './template.js';
 import { verifyCloudApiSubscription, type VerificationAnswer, type VerificationQuery } from './verification.js';
@@ -63,15 +63,6 @@ const sendResponseSchema = z.object({
   messages: z.array(z.object({ id: z.string().min(1), message_status: z.string().optional() }).loose()).min(1),
 });
 
-function fileNameFromUrl(url: string): string | undefined {
-  try {
-    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
-    return last ? decodeURIComponent(last) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** `message.text` read as the Cloud API request body, or a `permanent` error (nothing sent). */
 function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where: string): Record<string, unknown> {
   const refuse = (what: string, scope?: 'campaign' | 'recipient') => new TransportError('permanent', `${where}: ${what}`, scope ? { scope } : {});
@@ -114,7 +105,7 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
  * error table, templates, webhooks and quality-aware pacing.
  */
 export function createCloudApiTransport(options: CloudApiTransportOptions): CloudApiTransport {
-  const o: ResolvedOptions = parseOptions(optionsSchema, options, 'Cloud API transport options');
+  const o: ResolvedOptions = validate(optionsSchema, options, 'Cloud API transport options');
   const now = o.clock ? () => o.clock!.now() : Date.now;
   const fetchImpl = o.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
   const client: GraphClient = { root: `${o.baseUrl}/${o.apiVersion}`, accessToken: o.accessToken, phoneNumberId: o.phoneNumberId, fetch: fetchImpl };

@@ -1,10 +1,10 @@
-import { TransportError } from '@disparo/core/transport';
+import { TransportError, validate } from '@disparo/core/transport';
 import { classifyCloudApiError } from './classify.js';
 import { graphRequest, type GraphClient } from './http.js';
 import type { MessagingLimit, PacingRecommendation, QualitySignal, QualityUpdate } from './quality.js';
 
 export type { MessagingLimit, PacingRecommendation, QualitySignal, QualityUpdate } from './quality.js';
-import { HIGH_THROUGHPUT, pacingPolicySchema, parseOptions, STANDARD_THROUGHPUT, type PacingPolicy, type ResolvedOptions } from './options.js';
+import { HIGH_THROUGHPUT, pacingPolicySchema, STANDARD_THROUGHPUT, type PacingPolicy, type ResolvedOptions } from './options.js';
 
 /** Unique recipients per 24 h outside a customer window, per business portfolio, for each limit tier. */
 export const MESSAGING_LIMITS: Readonly<Record<string, number | null>> = Object.freeze({
@@ -49,7 +49,7 @@ const LOW = new Set(['RED', 'FLAGGED', 'DOWNGRADE']);
  * `dailyCap`. Informational: nothing here stops a campaign by itself.
  */
 export function pacingRecommendation(signal: QualitySignal, policy: PacingPolicy = {}): PacingRecommendation {
-  const p = parseOptions(pacingPolicySchema, policy, 'pacing policy');
+  const p = validate(pacingPolicySchema, policy, 'pacing policy');
   const reasons: string[] = [];
   let rate = p.ratePerSecond;
   let raised = false;

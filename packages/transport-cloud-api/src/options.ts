@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { ValidationError } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
 import type { PacingRecommendation, QualityUpdate } from './quality.js';
 
@@ -82,9 +81,3 @@ export const optionsSchema = z
 
 export type CloudApiTransportOptions = z.input<typeof optionsSchema>;
 export type ResolvedOptions = z.output<typeof optionsSchema>;
-
-export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw ValidationError.fromZod(what, parsed.error);
-  return parsed.data;
-}

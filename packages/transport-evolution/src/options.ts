@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError, type OutboundMessage } from '@disparo/core/transport';
+import type { OutboundMessage } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
 import { DEFAULT_SECRET_HEADER } from './webhook-set.js';
 
@@ -64,9 +64,3 @@ export const optionsSchema = connectionSchema
 export type EvolutionConnectionOptions = z.input<typeof connectionSchema>;
 export type EvolutionTransportOptions = z.input<typeof optionsSchema>;
 export type ResolvedOptions = z.output<typeof optionsSchema>;
-
-export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw ValidationError.fromZod(what, parsed.error);
-  return parsed.data;
-}

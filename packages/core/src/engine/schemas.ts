@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { ValidationError } from '../errors.js';
 import { compileTemplate, MAX_TEXT_LENGTH, TemplateSyntaxError } from '../domain/template.js';
 import type { CampaignSettings, Pacing, SendWindow } from '../domain/types.js';
 
@@ -201,12 +200,6 @@ export const stepOptionsSchema = z
   .default({ maxBatches: 1, budgetMs: 25_000 });
 
 export type StepOptions = z.input<typeof stepOptionsSchema>;
-
-export function parse<S extends z.ZodType>(schema: S, value: unknown, what: string, prefix = ''): z.output<S> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw ValidationError.fromZod(what, result.error, prefix);
-  return result.data;
-}
 
 function isTimeZone(tz: string): boolean {
   try {

@@ -127,3 +127,12 @@ export async function httpRequest(req: HttpRequest): Promise<HttpAnswer> {
     caller?.removeEventListener('abort', onAbort);
   }
 }
+
+/** An HTTP `Retry-After` header (seconds, or an HTTP date) in ms from `now`; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null | undefined, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  const trimmed = header.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

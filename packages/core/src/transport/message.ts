@@ -35,6 +35,16 @@ export const outboundMessageSchema = z
 
 export type CheckedOutboundMessage = z.output<typeof outboundMessageSchema>;
 
+/** The last path segment of a media URL, decoded (a document's file name when none is given); undefined when there is none. */
+export function fileNameFromUrl(url: string): string | undefined {
+  try {
+    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
+    return last ? decodeURIComponent(last) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What every recipient of a campaign shares: an invalid one fails them all alike. */
 const CAMPAIGN_WIDE_FIELDS = new Set(['media', 'template', 'idempotencyKey']);
 
