@@ -20,11 +20,11 @@ export interface DisparoSupabase {
   stop(): Promise<void>;
 }
 
-export async function startDisparoSupabase(name: string, options: { schema?: string; maxRows?: number; databaseUrl?: string } = {}): Promise<DisparoSupabase> {
+export async function startDisparoSupabase(name: string, options: { schema?: string; maxRows?: number; databaseUrl?: string; setupSql?: string; exposeAlso?: string[] } = {},): Promise<DisparoSupabase> {
   const schema = options.schema ?? 'disparo';
   const sb = await startTestSupabase(name, {
-    setupSql: supabaseMigration({ schema }),
-    schemas: ['public', schema],
+    setupSql: supabaseMigration({ schema }) + (options.setupSql ?? ''),
+    schemas: ['public', schema, ...(options.exposeAlso ?? [])],
     ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
     ...(options.databaseUrl !== undefined ? { databaseUrl: options.databaseUrl } : {}),
   });
