@@ -143,12 +143,12 @@ describe('process-campaigns under Deno', () => {
     const { rows: status } = await edge.project.sb.sql('SELECT * FROM disparo_ops.campaign_status($1)', [campaign.id]);
     expect(status).toEqual([expect.objectContaining({ id: campaign.id, status: 'running', total: '3', pending: '3', sent: '0', percent_done: '0.0' })]);
     const { rows: queue } = await edge.project.sb.sql('SELECT * FROM disparo_ops.queue_status()');
-    expect(queue[0]).toMatchObject({ due_campaigns: 1, pending: '3', sending: '0' });
-    expect(queue[0].by_campaign[campaign.id]).toMatchObject({ status: 'running', pending: 3, due: true });
-    expect(queue[0].oldest_due).toBeInstanceOf(Date);
+    expect(queue[0]!).toMatchObject({ due_campaigns: 1, pending: '3', sending: '0' });
+    expect(queue[0]!.by_campaign[campaign.id]).toMatchObject({ status: 'running', pending: 3, due: true });
+    expect(queue[0]!.oldest_due).toBeInstanceOf(Date);
     await expect(edge.project.sb.sql(`SELECT disparo_ops.cancel_campaign('nope')`)).rejects.toThrow('No campaign with id nope');
     await edge.project.sb.sql('SELECT disparo_ops.cancel_campaign($1)', [campaign.id]);
     await expect(edge.project.sb.sql('SELECT disparo_ops.cancel_campaign($1)', [campaign.id])).rejects.toThrow(/is cancelled: only draft, scheduled, running or paused campaigns can be cancelled/);
-    expect((await edge.project.sb.sql('SELECT due_campaigns FROM disparo_ops.queue_status()')).rows[0].due_campaigns).toBe(0);
+    expect((await edge.project.sb.sql('SELECT due_campaigns FROM disparo_ops.queue_status()')).rows[0]!.due_campaigns).toBe(0);
   });
 });
