@@ -209,6 +209,8 @@ async function main() {
       for (let i = 0; i < 3; i++) {
         const url = await createDatabase(server.url, `bench_supabase_pg${i}`);
         const pool = new pg.Pool({ connectionString: url, max: 10 });
+        // The store's LISTEN connection may still be closing when the server stops: report, do not crash.
+        pool.on('error', (error) => console.error(`bench: idle database connection failed: ${error.message}`));
         const store = createPostgresStore(pool, { schema: 'disparo', importMode: 'insert' });
         await store.migrate();
         direct.push(await runThroughput(store, groupedN, groupSize));
