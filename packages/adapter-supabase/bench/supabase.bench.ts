@@ -11,7 +11,8 @@
 import pg from 'pg';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { createEngine, createSimulatorTransport, silentLogger, type StateStore } from '@disparo/core';
+import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
+import type { StateStore } from '@disparo/core/store';
 import { createPostgresStore } from '@disparo/adapter-postgres';
 import { createDatabase, startPostgres } from '../../adapter-postgres/scripts/embedded-pg.js';
 import { createSupabaseStore, supabaseMigration } from '../src/index.js';

@@ -11,7 +11,7 @@
  * across invocations (each account's next slot lives in the store too).
  */
 import { createClient } from '@supabase/supabase-js';
-import { createEngine, createSimulatorTransport, type Campaign, type Engine, type Transport } from '@disparo/core';
+import { createEngine, createSimulatorTransport, type Campaign, type Engine } from '@disparo/core';
 import { createSupabaseStore } from '@disparo/adapter-supabase';
 import { createEvolutionTransport } from '@disparo/transport-evolution';
 import { z } from 'zod';
@@ -91,7 +91,7 @@ export function readConfig(env: EnvReader): FunctionConfig {
 
 type AccountConfig = z.output<typeof accountSchema>;
 
-function transportFor(account: AccountConfig, config: FunctionConfig): Transport {
+function transportFor(account: AccountConfig, config: FunctionConfig) {
   switch (account.transport) {
     case 'evolution': {
       const apiKey = account.apiKey ?? config.EVOLUTION_API_KEY;
