@@ -118,7 +118,7 @@ export async function registerEvolutionWebhook(connection: EvolutionConnectionOp
 export function createEvolutionTransport(options: EvolutionTransportOptions): EvolutionTransport {
   const o: ResolvedOptions = validate(optionsSchema, options, 'Evolution transport options');
   const client = makeClient(o);
-  const now = o.now ?? Date.now;
+  const now = o.clock ? () => o.clock!.now() : Date.now;
   /** phone -> the JID Evolution used for it (from sends and number checks), for lookups. */
   const knownJids = new Map<string, string>();
   /** Outgoing messages seen in webhooks, newest last. */

@@ -10,6 +10,6 @@ export { abortReason, throwIfAborted, raceAbort, isAbortOf } from './abort.js';
 export { headerValue, type WebhookHeaders } from './webhook.js';
 export { httpRequest, retryAfterMs, type FetchLike, type HttpAnswer, type HttpRequest } from './http.js';
 export { TransportError, WebhookError, ValidationError, DisparoError, validate, type AccountStopReason, type TransportErrorKind, type TransportErrorOptions } from '../errors.js';
-export { systemClock, startTimer, type Clock } from '../clock.js';
+export { systemClock, startTimer, clockOption, type Clock, type NowClock } from '../clock.js';
 export type { ConnectionState, MediaSpec } from '../domain/types.js';
 export { SimulatorTransport, createSimulatorTransport, type SimulatorOptions, type SimulatorScriptedFailure, type SimulatorSendRecord } from './simulator/simulator.js';
