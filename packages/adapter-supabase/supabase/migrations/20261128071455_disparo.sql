@@ -1072,15 +1072,16 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/cleanup.sql
-SELECT pg_temp.disparo_function('cleanup', '2e387554d495ba49fdc99684fc0d5ac2', $disparo_sql$
--- StateStore.cleanup: delete finished (completed, cancelled, failed) campaigns whose `finished_at` is
--- before `p_older_than`, with their rows, batch records and counter shards.
+SELECT pg_temp.disparo_function('cleanup', '7fbf4d93a8cbe5e57fbd1dea04938f33', $disparo_sql$
+-- StateStore.cleanup: delete finished campaigns whose `finished_at` is before `p_older_than`, with their
+-- rows, batch records and counter shards. Only a finished campaign has a `finished_at` (set by
+-- transition_campaign when core's isFinished says so), so no list of statuses lives here.
 -- Returns {"campaigns": n, "recipients": n}.
 CREATE OR REPLACE FUNCTION "disparo".cleanup(p_older_than bigint)
 RETURNS jsonb
 LANGUAGE sql AS $$
   WITH c AS (
-    DELETE FROM "disparo".campaigns WHERE status IN ('completed', 'cancelled', 'failed') AND finished_at < p_older_than RETURNING id
+    DELETE FROM "disparo".campaigns WHERE finished_at < p_older_than RETURNING id
   ), r AS (
     DELETE FROM "disparo".recipients WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
   ), b AS (
