@@ -60,15 +60,7 @@ export class Dispatcher {
     const claimed = await store.claimRecipients({ campaignId, batch: campaign.currentBatch, owner: this.owner, limit, now, leaseMs: options.leaseMs });
     if (claimed.length === 0) return finishBatch(this.ctx, campaignId);
 
-    const skipped = new PendingOutcomes();
-    let screened: Awaited<ReturnType<typeof screen>>;
-    try {
-      screened = await screen(this.ctx, campaign, claimed, local, skipped);
-      await this.recorder.flush(skipped);
-    } catch (error) {
-      await this.release(claimed);
-      throw error;
-    }
+    const screened = await this.screen(campaign, claimed, local);
     if (screened.sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
     const queue = new RecipientQueue(screened.sendable, screened.sticky);
     const screenedOut = { n: claimed.length - screened.sendable.length };
@@ -101,15 +93,7 @@ export class Dispatcher {
         if (current.currentBatch !== campaign.currentBatch || limits.signal.aborted) return false;
         const claimed = await store.claimRecipients({ campaignId: campaign.id, batch: campaign.currentBatch, owner: this.owner, limit, now: clock.now(), leaseMs: options.leaseMs });
         if (claimed.length === 0) return false;
-        const skipped = new PendingOutcomes();
-        let screened: Awaited<ReturnType<typeof screen>>;
-        try {
-          screened = await screen(this.ctx, campaign, claimed, local, skipped);
-          await this.recorder.flush(skipped);
-        } catch (error) {
-          await this.release(claimed);
-          throw error;
-        }
+        const screened = await this.screen(campaign, claimed, local);
         screenedOut.n += claimed.length - screened.sendable.length;
         queue.add(screened.sendable, screened.sticky);
         return true;
@@ -118,6 +102,19 @@ export class Dispatcher {
         return false;
       }
     };
+  }
+
+  /** Screen a claimed slice and record the skipped; if that fails, the slice is released. */
+  private async screen(campaign: Campaign, claimed: Recipient[], local: AccountRecord[]): Promise<Awaited<ReturnType<typeof screen>>> {
+    const skipped = new PendingOutcomes();
+    try {
+      const screened = await screen(this.ctx, campaign, claimed, local, skipped);
+      await this.recorder.flush(skipped);
+      return screened;
+    } catch (error) {
+      await this.release(claimed);
+      throw error;
+    }
   }
 
   /** Send the queue through the campaign's local accounts; release whatever is left. */
