@@ -1,31 +1,7 @@
-import {
-  ValidationError,
-  type AccountPatch,
-  type AccountRecord,
-  type AddRecipientsResult,
-  type BatchRecord,
-  type Campaign,
-  type CampaignFilter,
-  type CampaignPatch,
-  type CampaignTransition,
-  type CheckpointInput,
-  type CheckpointResult,
-  type ClaimInput,
-  type ContactSend,
-  type InDoubtSettlement,
-  type NewCampaign,
-  type NewRecipient,
-  type NextBatchInput,
-  type OptOut,
-  type Pacing,
-  type Recipient,
-  type RecipientQuery,
-  type StateStore,
-  type StatusUpdate,
-  type StatusUpdateResult,
-} from '@disparo/core/store';
+import { ValidationError, type AddRecipientsResult, type NewRecipient } from '@disparo/core/store';
 import { z } from 'zod';
-import { calls, ClaimCursors, type Call } from './calls.js';
+import { CallStore } from './call-store.js';
+import type { Call } from './calls.js';
 import { Db, type Queryable, isPGlite, quoteIdent } from './client.js';
 import { toStoreError } from './errors.js';
 import { importByCopy } from './import.js';
@@ -58,15 +34,15 @@ const optionsSchema = z
  * transaction, and the rules live in SQL once; this class only calls them. The one exception is the
  * import's fast path on a pool: COPY, then the import function, in one transaction.
  */
-export class PostgresStore implements StateStore {
+export class PostgresStore extends CallStore {
   readonly name: string;
   readonly schema: string;
   private readonly db: Db;
   private readonly s: string;
   private readonly importMode: 'copy' | 'insert';
-  private readonly cursors = new ClaimCursors();
 
   constructor(client: Queryable, options: PostgresStoreOptions = {}) {
+    super();
     const parsed = optionsSchema.safeParse(options ?? {});
     if (!parsed.success) throw ValidationError.fromZod('Postgres store options', parsed.error);
     this.db = new Db(client);
@@ -92,7 +68,7 @@ export class PostgresStore implements StateStore {
   }
 
   /** Call the SQL function as `SELECT schema.fn(p_a => $1, ...)`: the parameters by name, objects as JSON. */
-  private async run<T>(call: Call<T>): Promise<T> {
+  protected async run<T>(call: Call<T>): Promise<T> {
     const names = Object.keys(call.args);
     const params = names.map((k) => {
       const v = call.args[k];
@@ -108,146 +84,14 @@ export class PostgresStore implements StateStore {
     }
   }
 
-  // ---- campaigns -------------------------------------------------------
-
-  createCampaign(input: NewCampaign): Promise<Campaign> {
-    return this.run(calls.createCampaign(input));
-  }
-
-  getCampaign(id: string): Promise<Campaign | null> {
-    return this.run(calls.getCampaign(id));
-  }
-
-  listCampaigns(filter?: CampaignFilter): Promise<Campaign[]> {
-    return this.run(calls.listCampaigns(filter));
-  }
-
-  transitionCampaign(id: string, change: CampaignTransition): Promise<Campaign | null> {
-    return this.run(calls.transitionCampaign(id, change));
-  }
-
-  updateCampaign(id: string, patch: CampaignPatch, now: number): Promise<Campaign | null> {
-    return this.run(calls.updateCampaign(id, patch, now));
-  }
-
-  nextBatch(input: NextBatchInput): Promise<Campaign | null> {
-    return this.run(calls.nextBatch(input));
-  }
-
-  // ---- recipients ------------------------------------------------------
-
-  async addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult> {
-    if (this.importMode === 'insert' || rows.length === 0) return this.run(calls.addRecipients(campaignId, rows, now));
+  /** COPY on a pool (one transaction: COPY, then the import function); the JSON import otherwise. */
+  override async addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult> {
+    if (this.importMode === 'insert' || rows.length === 0) return super.addRecipients(campaignId, rows, now);
     try {
       return await importByCopy(this.db, this.s, campaignId, rows, now);
     } catch (error) {
       throw toStoreError(error, { method: 'addRecipients', schema: this.schema, input: { rows }, id: campaignId });
     }
-  }
-
-  listRecipients(campaignId: string, query?: RecipientQuery): Promise<Recipient[]> {
-    return this.run(calls.listRecipients(campaignId, query));
-  }
-
-  getRecipientByProviderId(providerMessageId: string): Promise<Recipient | null> {
-    return this.run(calls.getRecipientByProviderId(providerMessageId));
-  }
-
-  // ---- work ------------------------------------------------------------
-
-  async claimRecipients(input: ClaimInput): Promise<Recipient[]> {
-    const rows = await this.run(calls.claimRecipients(input, this.cursors.after(input)));
-    this.cursors.claimed(input, rows);
-    return rows;
-  }
-
-  checkpoint(input: CheckpointInput): Promise<CheckpointResult> {
-    return this.run(calls.checkpoint(input));
-  }
-
-  heartbeat(owner: string, now: number, leaseMs: number): Promise<number> {
-    return this.run(calls.heartbeat(owner, now, leaseMs));
-  }
-
-  release(owner: string, recipientIds?: string[]): Promise<number> {
-    return this.run(calls.release(owner, recipientIds));
-  }
-
-  // ---- recovery --------------------------------------------------------
-
-  listInDoubt(now: number, limit: number, campaignId?: string): Promise<Recipient[]> {
-    return this.run(calls.listInDoubt(now, limit, campaignId));
-  }
-
-  settleInDoubt(settlements: InDoubtSettlement[], now: number): Promise<number> {
-    return this.run(calls.settleInDoubt(settlements, now));
-  }
-
-  // ---- accounts --------------------------------------------------------
-
-  upsertAccount(id: string, pacing: Pacing, now: number): Promise<AccountRecord> {
-    return this.run(calls.upsertAccount(id, pacing, now));
-  }
-
-  getAccount(id: string): Promise<AccountRecord | null> {
-    return this.run(calls.getAccount(id));
-  }
-
-  listAccounts(ids?: string[]): Promise<AccountRecord[]> {
-    return this.run(calls.listAccounts(ids));
-  }
-
-  updateAccount(id: string, patch: AccountPatch, now: number): Promise<AccountRecord | null> {
-    return this.run(calls.updateAccount(id, patch, now));
-  }
-
-  // ---- delivery --------------------------------------------------------
-
-  applyStatusUpdates(updates: StatusUpdate[], now: number): Promise<StatusUpdateResult> {
-    return this.run(calls.applyStatusUpdates(updates, now));
-  }
-
-  // ---- contacts --------------------------------------------------------
-
-  addOptOuts(entries: OptOut[], now: number): Promise<{ added: number; cancelled: number }> {
-    return this.run(calls.addOptOuts(entries, now));
-  }
-
-  removeOptOut(phone: string): Promise<boolean> {
-    return this.run(calls.removeOptOut(phone));
-  }
-
-  listOptOuts(phones?: string[]): Promise<OptOut[]> {
-    return this.run(calls.listOptOuts(phones));
-  }
-
-  contactHistory(phones: string[], since: number): Promise<ContactSend[]> {
-    return this.run(calls.contactHistory(phones, since));
-  }
-
-  accountSendTimes(accountId: string, since: number, limit: number): Promise<number[]> {
-    return this.run(calls.accountSendTimes(accountId, since, limit));
-  }
-
-  // ---- progress & maintenance -------------------------------------------
-
-  listBatches(campaignId: string): Promise<BatchRecord[]> {
-    return this.run(calls.listBatches(campaignId));
-  }
-
-  countProcessedSince(campaignId: string, since: number): Promise<number> {
-    return this.run(calls.countProcessedSince(campaignId, since));
-  }
-
-  cleanup(olderThan: number): Promise<{ campaigns: number; recipients: number }> {
-    return this.run(calls.cleanup(olderThan));
-  }
-
-  // ---- wake-ups (LISTEN/NOTIFY) -------------------------------------------
-
-  /** Tell idle workers of this schema to look for work now (a campaign started, resumed or scheduled). */
-  notifyWake(): Promise<void> {
-    return this.run(calls.notifyWake(wakeChannel(this.schema)));
   }
 
   /** Call `listener` when any worker of this schema notifies; see `subscribeWake` in wake.ts. */

@@ -1,30 +1,5 @@
-import { calls, ClaimCursors, wakeChannel, type Call } from '@disparo/adapter-postgres/calls';
-import {
-  StoreError,
-  type AccountPatch,
-  type AccountRecord,
-  type AddRecipientsResult,
-  type BatchRecord,
-  type Campaign,
-  type CampaignFilter,
-  type CampaignPatch,
-  type CampaignTransition,
-  type CheckpointInput,
-  type CheckpointResult,
-  type ClaimInput,
-  type ContactSend,
-  type InDoubtSettlement,
-  type NewCampaign,
-  type NewRecipient,
-  type NextBatchInput,
-  type OptOut,
-  type Pacing,
-  type Recipient,
-  type RecipientQuery,
-  type StateStore,
-  type StatusUpdate,
-  type StatusUpdateResult,
-} from '@disparo/core/store';
+import { CallStore, calls, type Call } from '@disparo/adapter-postgres/calls';
+import { StoreError, type AccountRecord, type ClaimInput, type ContactSend, type OptOut, type Recipient, type RecipientQuery } from '@disparo/core/store';
 import { checkClient, type RpcBuilder, type RpcResponse, type SupabaseClientLike } from './client.js';
 import { toSupabaseError } from './errors.js';
 import { parseOptions, type ResolvedOptions, type SupabaseStoreOptions } from './options.js';
@@ -50,21 +25,21 @@ const chunks = <T>(list: T[], size: number): T[][] => {
  * it, through a table or a broadcast of its own); engines on this store find work by polling, and an
  * Edge Function driven by pg_cron has no idle loop to wake.
  */
-export class SupabaseStore implements StateStore {
+export class SupabaseStore extends CallStore {
   readonly name = 'supabase';
   readonly schema: string;
   private readonly o: ResolvedOptions;
   private readonly db: RpcTarget;
-  private readonly cursors = new ClaimCursors();
 
   constructor(client: SupabaseClientLike, options: SupabaseStoreOptions = {}) {
+    super();
     this.o = parseOptions(options);
     this.schema = this.o.schema;
     this.db = checkClient(client).schema(this.schema);
   }
 
   /** One RPC: `schema.fn(args)` over PostgREST, its error typed, given up after `timeoutMs`. */
-  private async run<T>(call: Call<T>): Promise<T> {
+  protected async run<T>(call: Call<T>): Promise<T> {
     const ctx = { method: call.method, fn: call.fn, schema: this.schema, input: call.input, ...(call.id !== undefined ? { id: call.id } : {}) };
     const signal = AbortSignal.timeout(this.o.timeoutMs);
     let response: RpcResponse;
@@ -96,41 +71,10 @@ export class SupabaseStore implements StateStore {
     return rows;
   }
 
-  // ---- campaigns -------------------------------------------------------
-
-  createCampaign(input: NewCampaign): Promise<Campaign> {
-    return this.run(calls.createCampaign(input));
-  }
-
-  getCampaign(id: string): Promise<Campaign | null> {
-    return this.run(calls.getCampaign(id));
-  }
-
-  listCampaigns(filter?: CampaignFilter): Promise<Campaign[]> {
-    return this.run(calls.listCampaigns(filter));
-  }
-
-  transitionCampaign(id: string, change: CampaignTransition): Promise<Campaign | null> {
-    return this.run(calls.transitionCampaign(id, change));
-  }
-
-  updateCampaign(id: string, patch: CampaignPatch, now: number): Promise<Campaign | null> {
-    return this.run(calls.updateCampaign(id, patch, now));
-  }
-
-  nextBatch(input: NextBatchInput): Promise<Campaign | null> {
-    return this.run(calls.nextBatch(input));
-  }
-
   // ---- recipients ------------------------------------------------------
 
-  /** The JSON import (`add_recipients`): COPY does not exist over HTTP. One call per chunk the engine sends. */
-  addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult> {
-    return this.run(calls.addRecipients(campaignId, rows, now));
-  }
-
   /** Paged by `seq` when more than `maxRows` rows are asked for (or no limit is given). */
-  async listRecipients(campaignId: string, query: RecipientQuery = {}): Promise<Recipient[]> {
+  override async listRecipients(campaignId: string, query: RecipientQuery = {}): Promise<Recipient[]> {
     const want = query.limit === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(query.limit));
     const out: Recipient[] = [];
     let after = query.afterSeq ?? 0;
@@ -144,54 +88,23 @@ export class SupabaseStore implements StateStore {
     }
   }
 
-  getRecipientByProviderId(providerMessageId: string): Promise<Recipient | null> {
-    return this.run(calls.getRecipientByProviderId(providerMessageId));
-  }
-
   // ---- work ------------------------------------------------------------
 
   /** At most `maxRows` per call: the function leases every row it returns, so none may be cut off on the way. */
-  async claimRecipients(input: ClaimInput): Promise<Recipient[]> {
-    const capped = input.limit > this.o.maxRows ? { ...input, limit: this.o.maxRows } : input;
-    const rows = await this.run(calls.claimRecipients(capped, this.cursors.after(capped)));
-    this.cursors.claimed(capped, rows);
-    return rows;
-  }
-
-  checkpoint(input: CheckpointInput): Promise<CheckpointResult> {
-    return this.run(calls.checkpoint(input));
-  }
-
-  heartbeat(owner: string, now: number, leaseMs: number): Promise<number> {
-    return this.run(calls.heartbeat(owner, now, leaseMs));
-  }
-
-  release(owner: string, recipientIds?: string[]): Promise<number> {
-    return this.run(calls.release(owner, recipientIds));
+  override claimRecipients(input: ClaimInput): Promise<Recipient[]> {
+    return super.claimRecipients(input.limit > this.o.maxRows ? { ...input, limit: this.o.maxRows } : input);
   }
 
   // ---- recovery --------------------------------------------------------
 
   /** Up to `min(limit, maxRows)`: recovery asks again for the rest. */
-  listInDoubt(now: number, limit: number, campaignId?: string): Promise<Recipient[]> {
-    return this.run(calls.listInDoubt(now, Math.min(limit, this.o.maxRows), campaignId));
-  }
-
-  settleInDoubt(settlements: InDoubtSettlement[], now: number): Promise<number> {
-    return this.run(calls.settleInDoubt(settlements, now));
+  override listInDoubt(now: number, limit: number, campaignId?: string): Promise<Recipient[]> {
+    return super.listInDoubt(now, Math.min(limit, this.o.maxRows), campaignId);
   }
 
   // ---- accounts --------------------------------------------------------
 
-  upsertAccount(id: string, pacing: Pacing, now: number): Promise<AccountRecord> {
-    return this.run(calls.upsertAccount(id, pacing, now));
-  }
-
-  getAccount(id: string): Promise<AccountRecord | null> {
-    return this.run(calls.getAccount(id));
-  }
-
-  async listAccounts(ids?: string[]): Promise<AccountRecord[]> {
+  override async listAccounts(ids?: string[]): Promise<AccountRecord[]> {
     if (!ids) return this.whole(await this.run(calls.listAccounts()), 'listAccounts()', 'Raise the project\'s "Max rows" and the maxRows option, or pass the ids.');
     if (ids.length <= this.o.maxRows) return this.run(calls.listAccounts(ids));
     const out: AccountRecord[] = [];
@@ -199,27 +112,9 @@ export class SupabaseStore implements StateStore {
     return out;
   }
 
-  updateAccount(id: string, patch: AccountPatch, now: number): Promise<AccountRecord | null> {
-    return this.run(calls.updateAccount(id, patch, now));
-  }
-
-  // ---- delivery --------------------------------------------------------
-
-  applyStatusUpdates(updates: StatusUpdate[], now: number): Promise<StatusUpdateResult> {
-    return this.run(calls.applyStatusUpdates(updates, now));
-  }
-
   // ---- contacts --------------------------------------------------------
 
-  addOptOuts(entries: OptOut[], now: number): Promise<{ added: number; cancelled: number }> {
-    return this.run(calls.addOptOuts(entries, now));
-  }
-
-  removeOptOut(phone: string): Promise<boolean> {
-    return this.run(calls.removeOptOut(phone));
-  }
-
-  async listOptOuts(phones?: string[]): Promise<OptOut[]> {
+  override async listOptOuts(phones?: string[]): Promise<OptOut[]> {
     if (!phones) return this.whole(await this.run(calls.listOptOuts()), 'listOptOuts()', 'Pass the phones to check, or raise the project\'s "Max rows" and the maxRows option.');
     if (phones.length <= this.o.maxRows) return this.run(calls.listOptOuts(phones));
     const out: OptOut[] = [];
@@ -228,7 +123,7 @@ export class SupabaseStore implements StateStore {
   }
 
   /** Newest first. Phones go in groups whose sends fit under `maxRows`; a group that fills it is split. */
-  async contactHistory(phones: string[], since: number): Promise<ContactSend[]> {
+  override async contactHistory(phones: string[], since: number): Promise<ContactSend[]> {
     const out: ContactSend[] = [];
     const pending = chunks([...new Set(phones)], this.o.maxRows);
     for (let part = pending.shift(); part; part = pending.shift()) {
@@ -245,7 +140,7 @@ export class SupabaseStore implements StateStore {
   }
 
   /** Ascending, paged from the last time seen (rows at that very time are not counted twice). */
-  async accountSendTimes(accountId: string, since: number, limit: number): Promise<number[]> {
+  override async accountSendTimes(accountId: string, since: number, limit: number): Promise<number[]> {
     const want = Math.max(0, Math.floor(limit));
     const out: number[] = [];
     let from = since;
@@ -262,27 +157,6 @@ export class SupabaseStore implements StateStore {
       from = last;
     }
     return out;
-  }
-
-  // ---- progress & maintenance -------------------------------------------
-
-  listBatches(campaignId: string): Promise<BatchRecord[]> {
-    return this.run(calls.listBatches(campaignId));
-  }
-
-  countProcessedSince(campaignId: string, since: number): Promise<number> {
-    return this.run(calls.countProcessedSince(campaignId, since));
-  }
-
-  cleanup(olderThan: number): Promise<{ campaigns: number; recipients: number }> {
-    return this.run(calls.cleanup(olderThan));
-  }
-
-  // ---- wake-ups -------------------------------------------------------------
-
-  /** NOTIFY the PostgreSQL store's wake channel of this schema (see the class comment). */
-  notifyWake(): Promise<void> {
-    return this.run(calls.notifyWake(wakeChannel(this.schema)));
   }
 }
 
