@@ -61,8 +61,12 @@ export class RateSender extends AccountSender {
           await claiming;
           continue;
         }
-        // Outcomes free the window (for other workers too): record them when half a window has come back.
-        if (this.pending.size * 2 >= this.window) await this.flush();
+        // Outcomes free the window (for other workers too): record them when half a window has come back,
+        // then look again (every send may have come back meanwhile: there would be nothing to wait for).
+        if (!this.stop && this.pending.size * 2 >= this.window) {
+          await this.flush();
+          continue;
+        }
         await Promise.race(claiming ? [...this.outstanding, claiming] : this.outstanding);
       }
     } finally {
