@@ -17,6 +17,23 @@ const accountSchema = z.discriminatedUnion('transport', [
     webhookSecret: z.string().min(1).optional(),
     intervalMs: z.object({ min: z.number().int().nonnegative(), max: z.number().int().nonnegative() }).optional(),
   }),
+  // One WhatsApp Business number on Meta's Cloud API; its webhooks come to GET/POST /webhooks/cloud-api.
+  z.object({
+    id: z.string().min(1),
+    transport: z.literal('cloud-api'),
+    phoneNumberId: z.string().min(1),
+    accessToken: z.string().min(1),
+    apiVersion: z.string().optional(),
+    /** The Meta app's App Secret: without it every POST /webhooks/cloud-api for this number is refused (401). */
+    appSecret: z.string().min(1).optional(),
+    /** The Verify Token typed in the app's webhook settings: answers Meta's GET handshake. */
+    verifyToken: z.string().min(1).optional(),
+    baseUrl: z.url().optional(),
+    /** Meta's limit for the number: 80 by default, 1000 after its upgrade, 20 when shared with the WhatsApp Business app. */
+    ratePerSecond: z.number().positive().max(1_000).default(80),
+    /** Sends on the wire at once: at least 2 x rate x round trip (80/s x 150 ms = 12: 32 leaves room). */
+    maxInFlight: z.number().int().min(1).max(1_000).default(32),
+  }),
 ]);
 
 const envSchema = z.object({
