@@ -4,11 +4,8 @@
  * empty phones, a 3 MB webhook, an empty id in a path. Each gets a typed 4xx JSON answer or a correct
  * result, never a 500 or Express's HTML page.
  *
- * Core's fix for issue 14 (variables are own properties only; a NUL byte is a ValidationError naming
- * the field) makes these pass. The cases still marked `it.fails` name a variable `__proto__`: core's
- * recipient schema reads `vars` with zod's `z.record`, which drops an own `__proto__` key before core's
- * own-properties transform sees it (the PostgreSQL store keeps such a key). Flip them once core reads
- * the raw entries.
+ * Core's fix for issue 14 makes these pass: variables are own properties only (an own `__proto__`
+ * included), and a NUL byte is a ValidationError naming the field.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -243,14 +240,11 @@ describe('names from Object.prototype, and NUL bytes, through the API (issue 14)
     const defaulted = await call(`/api/campaigns/${withDefault}/test-send`, { json: { to } });
     expect(defaulted.body.map((r) => (r as { text: string }).text)).toEqual(['Oi cliente', 'Oi Ana']);
   };
-  const ordinary = prototypeNames.filter((name) => name !== '__proto__');
-  it.each(ordinary)("{{%s}}: missing without a variable, the default with one, the recipient's own value when given", (name) => ownValue(name)());
-  // Core bug: z.record in core's recipient schema drops the recipient's own `__proto__` (see the top).
-  it.fails("{{__proto__}}: missing without a variable, the default with one, the recipient's own value when given", ownValue('__proto__'));
+  it.each(prototypeNames)("{{%s}}: missing without a variable, the default with one, the recipient's own value when given", (name) => ownValue(name)());
 
   // {{__proto__}} once sent "[object Object]" to every recipient; recipients without the variable must
-  // be skipped as template_error, one with it (own property) gets its value. Core bug: z.record drops it.
-  it.fails('a campaign with {{__proto__}} sends the variable when the recipient has it and skips the one without', async () => {
+  // be skipped as template_error, one with it (own property) gets its value.
+  it('a campaign with {{__proto__}} sends the variable when the recipient has it and skips the one without', async () => {
     const id = await campaign('Oi {{__proto__}}');
     const res = await call(`/api/campaigns/${id}/recipients`, { body: '[{"phone":"11987650203","vars":{"__proto__":"Ana"}},{"phone":"11987650204"}]', headers: { 'content-type': 'application/json' } });
     expect(res.body).toMatchObject({ inserted: 2 });
@@ -260,9 +254,8 @@ describe('names from Object.prototype, and NUL bytes, through the API (issue 14)
     expect(rows['5511987650204']).toMatchObject({ status: 'skipped', skipReason: 'template_error' });
   });
 
-  // The CSV reader gives every column as an own property, but core's recipient schema (z.record)
-  // drops a variable named `__proto__`: a core bug.
-  it.fails('a CSV header naming every Object.prototype property stores each as the recipient\'s own variable', async () => {
+  // The CSV reader gives every column as an own property, `__proto__` included.
+  it('a CSV header naming every Object.prototype property stores each as the recipient\'s own variable', async () => {
     const id = await campaign('Oi');
     const res = await csv(id, `telefone;${prototypeNames.join(';')}\n11987650205;${prototypeNames.map((n) => `v-${n}`).join(';')}\n`);
     expect(res.status, res.text).toBe(200);
