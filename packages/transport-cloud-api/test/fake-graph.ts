@@ -167,6 +167,9 @@ export class FakeGraph {
   private pending: Pending[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private inFlight = 0;
+  /** Send requests to each number being answered right now, and the most there ever were at once. */
+  private readonly openSends = new Map<string, number>();
+  private readonly peakOpenSends = new Map<string, number>();
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
   private constructor(
@@ -261,6 +264,12 @@ export class FakeGraph {
       best = Math.max(best, hi - lo + 1);
     }
     return best;
+  }
+
+  /** The most send requests to one number (or to the busiest number) open at the server at once: the sender's window as Meta sees it. */
+  maxConcurrentSends(phoneNumberId?: string): number {
+    if (phoneNumberId !== undefined) return this.peakOpenSends.get(phoneNumberId) ?? 0;
+    return Math.max(0, ...this.peakOpenSends.values());
   }
 
   /** Messages per second between the first and the last accepted message. */
@@ -360,6 +369,13 @@ export class FakeGraph {
     const m = /^\/(v\d+\.\d+)\/(\d+)(\/messages)?$/.exec(url.pathname);
     const numberId = m?.[2];
     const isSend = method === 'POST' && m?.[3] === '/messages';
+    if (isSend) {
+      const id = numberId!;
+      const open = (this.openSends.get(id) ?? 0) + 1;
+      this.openSends.set(id, open);
+      this.peakOpenSends.set(id, Math.max(open, this.peakOpenSends.get(id) ?? 0));
+      res.once('close', () => this.openSends.set(id, this.openSends.get(id)! - 1));
+    }
     const scripted = isSend ? this.queues.send.shift() : method === 'GET' && m && !m[3] ? this.queues.phoneNumber.shift() : undefined;
     if (scripted) return this.scripted(scripted, numberId!, json, arrival, latency, req, res);
 

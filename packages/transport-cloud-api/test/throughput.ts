@@ -30,7 +30,12 @@ export interface ThroughputResult {
   maxArrivalsPerSecond: number;
   /** The most messages accepted within any 1 s. */
   maxAcceptedPerSecond: number;
+  /** The most send requests open at the server at once (the in-flight window actually used). */
+  maxConcurrent: number;
+  /** Messages accepted. */
   accepted: number;
+  /** Recipients of the campaign that Meta accepted no message for. */
+  missing: number;
   /** Sends Meta refused with 130429 (too fast). */
   throttled: number;
   /** Recipients that reached the server more than once. */
@@ -99,7 +104,9 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     sustained: o.fake.sustainedRate(o.phoneNumberId),
     maxArrivalsPerSecond: o.fake.maxInWindow(o.phoneNumberId, 1_000, 'arrivals'),
     maxAcceptedPerSecond: o.fake.maxInWindow(o.phoneNumberId, 1_000),
+    maxConcurrent: o.fake.maxConcurrentSends(o.phoneNumberId),
     accepted: accepted.length,
+    missing: phones.filter((p) => !seen.has(p)).length,
     throttled: o.fake.rejected.filter((r) => r.phoneNumberId === o.phoneNumberId && r.code === 130429).length,
     duplicates: [...seen.values()].filter((n) => n > 1).length,
     elapsedMs,
