@@ -14,8 +14,8 @@ function transportFor(account: AccountEnv, index: number): Transport {
     return createCloudApiTransport({
       phoneNumberId: account.phoneNumberId,
       accessToken: account.accessToken,
+      appSecret: account.appSecret,
       ...(account.apiVersion ? { apiVersion: account.apiVersion } : {}),
-      ...(account.appSecret ? { appSecret: account.appSecret } : {}),
       ...(account.verifyToken ? { verifyToken: account.verifyToken } : {}),
       ...(account.baseUrl ? { baseUrl: account.baseUrl } : {}),
     });
@@ -45,7 +45,8 @@ export async function startServer(config: Config, options: { pushIntervalMs?: nu
     ...(a.transport === 'cloud-api' ? { pacing: { ratePerSecond: a.ratePerSecond, maxInFlight: a.maxInFlight } } : a.intervalMs ? { pacing: { intervalMs: a.intervalMs } } : {}),
   }));
   const engine = createEngine({ store, pollIntervalMs: options.pollIntervalMs ?? 500, accounts });
-  const cloudApi = new Map(accounts.filter((a) => a.transport.name === 'cloud-api').map((a) => [a.id, a.transport as CloudApiTransport]));
+  // The Cloud API accounts by id, for Meta's one callback URL (`/webhooks/cloud-api`).
+  const cloudApi = new Map(config.ACCOUNTS.flatMap((a, i) => (a.transport === 'cloud-api' ? [[a.id, accounts[i]!.transport as CloudApiTransport] as const] : [])));
   const app = createApp({ engine, apiKey: config.API_KEY, pushIntervalMs: options.pushIntervalMs ?? 500, cloudApi });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
