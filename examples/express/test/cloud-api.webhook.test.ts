@@ -44,7 +44,7 @@ function body(changes: Array<{ phoneNumberId: string; value: Record<string, unkn
 const statuses = (list: AcceptedMessage[], status: 'delivered' | 'read') => [A, B].map((id) => ({ phoneNumberId: id, value: { statuses: list.filter((m) => m.phoneNumberId === id).map((m) => fake.statusOf(m, status)) } }));
 
 const post = async (raw: string | Buffer, headers: Record<string, string> = {}) => {
-  const res = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: raw });
+  const res = await fetch(hook, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof raw === 'string' ? raw : Uint8Array.from(raw) });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 };
 
