@@ -59,11 +59,26 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     baseUrl: o.fake.url,
     timeoutMs: 10_000,
   });
+  // Counts sends begun and settled, to tell a stuck send from a stuck engine when a run times out.
+  const calls = { begun: 0, settled: 0 };
+  const counted = new Proxy(transport, {
+    get(target, key, receiver) {
+      if (key !== 'send') return Reflect.get(target, key, receiver);
+      return async (...args: Parameters<typeof transport.send>) => {
+        calls.begun++;
+        try {
+          return await target.send(...args);
+        } finally {
+          calls.settled++;
+        }
+      };
+    },
+  });
   const engine = createEngine({
     store: o.store,
     logger: silentLogger,
     ...(o.claimSize ? { claimSize: o.claimSize } : {}),
-    accounts: [{ id: `cloud-${o.phoneNumberId}`, transport, pacing: { ratePerSecond: o.ratePerSecond, maxInFlight: o.maxInFlight } }],
+    accounts: [{ id: `cloud-${o.phoneNumberId}`, transport: counted, pacing: { ratePerSecond: o.ratePerSecond, maxInFlight: o.maxInFlight } }],
   });
   const campaign = await engine.createCampaign({
     name: `throughput ${o.ratePerSecond}`,
@@ -91,11 +106,18 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
   const outcome = await Promise.race([completed.then(() => 'completed' as const), new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)))]);
   clearTimeout(timer);
   const elapsedMs = Date.now() - started;
+  if (outcome === 'timeout') {
+    // Say what is stuck before stopping (a stalled engine may not stop either).
+    const progress = await engine.progress(campaign.id);
+    const stopped = await Promise.race([engine.stop().then(() => run).then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref())]);
+    await transport.close();
+    const atServer = { requests: o.fake.arrivals(o.phoneNumberId).length, accepted: o.fake.messages(o.phoneNumberId).length, lastRequestMsAgo: Date.now() - Math.max(0, ...o.fake.arrivals(o.phoneNumberId)) };
+    throw new Error(`the campaign did not complete within ${timeoutMs} ms: ${JSON.stringify({ counters: progress.counters, atServer, sends: calls, engineStopped: stopped })}`);
+  }
   await engine.stop();
   await run;
   await transport.close();
   const progress = await engine.progress(campaign.id);
-  if (outcome === 'timeout') throw new Error(`the campaign did not complete within ${timeoutMs} ms: ${JSON.stringify(progress.counters)}`);
 
   const accepted = o.fake.messages(o.phoneNumberId);
   const seen = new Map<string, number>();
