@@ -16,7 +16,7 @@ let server: RunningPostgres | undefined;
 export async function setup(project: TestProject): Promise<void> {
   // Only when the run may include a file that needs PostgreSQL: `vitest run packages/core` starts nothing.
   const filters = process.argv.slice(2).filter((a) => !a.startsWith('-') && a !== 'run' && !a.endsWith('vitest') && !a.endsWith('vitest.mjs'));
-  const needed = filters.length === 0 || filters.some((f) => /adapter-postgres|adapter-supabase|examples/.test(f));
+  const needed = filters.length === 0 || filters.some((f) => /adapter-postgres|adapter-supabase|transport-cloud-api|examples/.test(f));
   if (!needed) {
     project.provide('databaseUrl', '');
     return;

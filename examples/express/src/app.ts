@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Engine } from '@disparo/core';
+import type { CloudApiTransport } from '@disparo/transport-cloud-api';
+import { cloudApiWebhooks } from './cloud-api.js';
 import { readCsvRecipients, UnsupportedCharsetError } from './csv.js';
 import { errorReply, HttpError } from './errors.js';
 
@@ -12,6 +14,8 @@ export interface AppOptions {
   apiKey: string;
   /** How often the live page gets fresh numbers. */
   pushIntervalMs?: number;
+  /** The Cloud API accounts (id -> transport), for Meta's callback URL `/webhooks/cloud-api`. */
+  cloudApi?: ReadonlyMap<string, CloudApiTransport>;
 }
 
 /** Content types read as CSV by `POST /api/campaigns/:id/recipients` (streamed, never buffered whole). */
@@ -20,7 +24,7 @@ const CSV_TYPES = ['text/csv', 'text/plain', 'application/csv'];
 const page = readFileSync(new URL('../public/index.html', import.meta.url), 'utf8');
 
 /** The HTTP API, the live progress page and the webhook intake, on one Express app. */
-export function createApp({ engine, apiKey, pushIntervalMs = 500 }: AppOptions): express.Express {
+export function createApp({ engine, apiKey, pushIntervalMs = 500, cloudApi = new Map() }: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   const expected = Buffer.from(apiKey);
@@ -51,6 +55,9 @@ export function createApp({ engine, apiKey, pushIntervalMs = 500 }: AppOptions):
       next(error);
     }
   });
+
+  // Meta's Cloud API: one callback URL for the app (GET handshake, POST signed with the App Secret).
+  app.use('/webhooks/cloud-api', cloudApiWebhooks(engine, cloudApi));
 
   app.use('/webhooks', notFound);
 

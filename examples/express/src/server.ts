@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
-import { createEngine, createSimulatorTransport, type Engine, type StateStore, type Transport } from '@disparo/core';
+import { createEngine, createSimulatorTransport, type AccountConfig, type Engine, type StateStore, type Transport } from '@disparo/core';
+import { createCloudApiTransport, type CloudApiTransport } from '@disparo/transport-cloud-api';
 import { createEvolutionTransport } from '@disparo/transport-evolution';
 import { createApp } from './app.js';
 import type { AccountEnv, Config } from './config.js';
@@ -8,6 +9,16 @@ import { openStore } from './store.js';
 function transportFor(account: AccountEnv, index: number): Transport {
   if (account.transport === 'simulator') {
     return createSimulatorTransport({ seed: index + 1, latencyMs: account.latencyMs ?? { min: 20, max: 120 }, receipts: { deliveredAfterMs: 800, readAfterMs: 3_000, readRate: 0.6 } });
+  }
+  if (account.transport === 'cloud-api') {
+    return createCloudApiTransport({
+      phoneNumberId: account.phoneNumberId,
+      accessToken: account.accessToken,
+      appSecret: account.appSecret,
+      ...(account.apiVersion ? { apiVersion: account.apiVersion } : {}),
+      ...(account.verifyToken ? { verifyToken: account.verifyToken } : {}),
+      ...(account.baseUrl ? { baseUrl: account.baseUrl } : {}),
+    });
   }
   return createEvolutionTransport({
     baseUrl: account.baseUrl,
@@ -27,16 +38,16 @@ export interface Running {
 /** Store, engine (running in-process) and HTTP server, as `main.ts` starts them. */
 export async function startServer(config: Config, options: { pushIntervalMs?: number; pollIntervalMs?: number } = {}): Promise<Running> {
   const { store, close: closeStore, description } = await openStore(config);
-  const engine = createEngine({
-    store,
-    pollIntervalMs: options.pollIntervalMs ?? 500,
-    accounts: config.ACCOUNTS.map((a, i) => ({
-      id: a.id,
-      transport: transportFor(a, i),
-      ...(a.intervalMs ? { pacing: { intervalMs: a.intervalMs } } : {}),
-    })),
-  });
-  const app = createApp({ engine, apiKey: config.API_KEY, pushIntervalMs: options.pushIntervalMs ?? 500 });
+  const accounts: AccountConfig[] = config.ACCOUNTS.map((a, i) => ({
+    id: a.id,
+    transport: transportFor(a, i),
+    // The Cloud API paces by Meta's rate with several sends on the wire; the others by a human gap.
+    ...(a.transport === 'cloud-api' ? { pacing: { ratePerSecond: a.ratePerSecond, maxInFlight: a.maxInFlight } } : a.intervalMs ? { pacing: { intervalMs: a.intervalMs } } : {}),
+  }));
+  const engine = createEngine({ store, pollIntervalMs: options.pollIntervalMs ?? 500, accounts });
+  // The Cloud API accounts by id, for Meta's one callback URL (`/webhooks/cloud-api`).
+  const cloudApi = new Map(config.ACCOUNTS.flatMap((a, i) => (a.transport === 'cloud-api' ? [[a.id, accounts[i]!.transport as CloudApiTransport] as const] : [])));
+  const app = createApp({ engine, apiKey: config.API_KEY, pushIntervalMs: options.pushIntervalMs ?? 500, cloudApi });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(config.PORT, config.HOST, () => resolve(s));
   });

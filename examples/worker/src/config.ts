@@ -46,8 +46,29 @@ const baileysAccount = z.strictObject({
   authDir: z.string().min(1, 'is required'),
 });
 
-const accountSchema = z.discriminatedUnion('transport', [simulatorAccount, evolutionAccount, baileysAccount], {
-  error: (issue) => (issue.code === 'invalid_union' ? 'must be "evolution", "baileys" or "simulator"' : undefined),
+/**
+ * A WhatsApp Business number on Meta's Cloud API, paced by its rate (several sends on the wire), not
+ * by human-like gaps. The token and App Secret default to CLOUD_API_ACCESS_TOKEN / CLOUD_API_APP_SECRET.
+ */
+const cloudApiAccount = z.strictObject({
+  hourlyCap: pacingFields.hourlyCap,
+  dailyCap: pacingFields.dailyCap,
+  id: accountId,
+  transport: z.literal('cloud-api'),
+  phoneNumberId: z.string({ error: 'is required' }).regex(/^\d+$/, 'must be the Phone number ID (digits, WhatsApp Manager > API Setup), not the phone number'),
+  accessToken: z.string().min(1).optional(),
+  appSecret: z.string().min(1).optional(),
+  verifyToken: z.string().min(1).optional(),
+  apiVersion: z.string().regex(/^v\d+\.\d+$/, 'must be a Graph API version such as "v23.0"').optional(),
+  baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  /** Meta's limit for the number: 80 by default, 1000 after its upgrade, 20 when shared with the WhatsApp Business app. */
+  ratePerSecond: z.number().positive().max(1_000).default(80),
+  /** Sends on the wire at once (shared by every worker through the database). */
+  maxInFlight: z.number().int().min(1).max(1_000).default(32),
+});
+
+const accountSchema = z.discriminatedUnion('transport', [simulatorAccount, evolutionAccount, baileysAccount, cloudApiAccount], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'must be "evolution", "cloud-api", "baileys" or "simulator"' : undefined),
 });
 
 const int = (min: number, max: number) =>
@@ -84,11 +105,18 @@ const envSchema = z.object({
   HEALTH_PORT: int(0, 65_535).optional(),
   HEALTH_HOST: z.string().min(1).default('0.0.0.0'),
   HEALTH_FILE: z.string().min(1).optional(),
+  // Shared by every Cloud API account (one Meta app); an account's own field wins.
+  CLOUD_API_ACCESS_TOKEN: z.string().min(1).optional(),
+  CLOUD_API_APP_SECRET: z.string().min(1).optional(),
+  CLOUD_API_VERIFY_TOKEN: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });
 
-export type WorkerConfig = z.output<typeof envSchema>;
-export type AccountConfigEnv = z.output<typeof accountSchema>;
+type CloudApiEnv = z.output<typeof cloudApiAccount>;
+/** A Cloud API account with its token and App Secret resolved (its own, or the CLOUD_API_* default). */
+export type CloudApiAccountConfig = CloudApiEnv & { accessToken: string; appSecret: string };
+export type AccountConfigEnv = Exclude<z.output<typeof accountSchema>, CloudApiEnv> | CloudApiAccountConfig;
+export type WorkerConfig = Omit<z.output<typeof envSchema>, 'ACCOUNTS'> & { ACCOUNTS: AccountConfigEnv[] };
 
 /** The environment is wrong; `issues` names each variable (and JSON path inside ACCOUNTS). */
 export class ConfigError extends Error {
@@ -114,8 +142,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
       }),
     );
   }
-  const ids = parsed.data.ACCOUNTS.map((a) => a.id);
+  const data = parsed.data;
+  const ids = data.ACCOUNTS.map((a) => a.id);
   const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
   if (dup.length) throw new ConfigError(dup.map((id) => ({ variable: 'ACCOUNTS', message: `account id "${id}" appears more than once` })));
-  return parsed.data;
+  const issues: Array<{ variable: string; message: string }> = [];
+  const accounts = data.ACCOUNTS.map((a, i): AccountConfigEnv => {
+    if (a.transport !== 'cloud-api') return a;
+    const accessToken = a.accessToken ?? data.CLOUD_API_ACCESS_TOKEN;
+    const appSecret = a.appSecret ?? data.CLOUD_API_APP_SECRET;
+    const verifyToken = a.verifyToken ?? data.CLOUD_API_VERIFY_TOKEN;
+    if (!accessToken) issues.push({ variable: `ACCOUNTS[${i}].accessToken`, message: 'is required: set CLOUD_API_ACCESS_TOKEN or the account\'s "accessToken"' });
+    // Without the App Secret no webhook could be verified: receipts and lost answers would never be settled.
+    if (!appSecret) issues.push({ variable: `ACCOUNTS[${i}].appSecret`, message: 'is required to accept its webhooks: set CLOUD_API_APP_SECRET or the account\'s "appSecret"' });
+    if (data.ACCOUNTS.findIndex((b) => b.transport === 'cloud-api' && b.phoneNumberId === a.phoneNumberId) !== i) issues.push({ variable: `ACCOUNTS[${i}].phoneNumberId`, message: `${a.phoneNumberId} is already used by another account` });
+    return { ...a, accessToken: accessToken ?? '', appSecret: appSecret ?? '', ...(verifyToken ? { verifyToken } : {}) };
+  });
+  if (issues.length) throw new ConfigError(issues);
+  return { ...data, ACCOUNTS: accounts };
 }

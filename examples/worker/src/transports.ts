@@ -1,13 +1,16 @@
 import type { Logger as Pino } from 'pino';
 import { createSimulatorTransport, type LookupResult, type Transport } from '@disparo/core/transport';
+import { createCloudApiTransport, type CloudApiTransport } from '@disparo/transport-cloud-api';
 import { createEvolutionTransport } from '@disparo/transport-evolution';
 import type { AccountConfigEnv } from './config.js';
 
 export interface WorkerTransport {
   id: string;
   transport: Transport;
-  pacing: { intervalMs?: { min: number; max: number }; hourlyCap?: number; dailyCap?: number };
+  pacing: { intervalMs?: { min: number; max: number }; hourlyCap?: number; dailyCap?: number; ratePerSecond?: number; maxInFlight?: number };
   close(): Promise<void>;
+  /** Set for Cloud API accounts: their webhooks come to `/webhooks/cloud-api`. */
+  cloudApi?: CloudApiTransport;
 }
 
 /** One transport per configured account. `workerId` keeps simulated provider message ids unique across processes. */
@@ -25,6 +28,17 @@ export async function createTransports(accounts: AccountConfigEnv[], log: Pino, 
         ...(a.webhookSecret ? { webhook: { secret: a.webhookSecret } } : {}),
       });
       out.push({ id: a.id, transport, pacing: pacingOf(a), close: () => transport.close() });
+    } else if (a.transport === 'cloud-api') {
+      const transport = createCloudApiTransport({
+        phoneNumberId: a.phoneNumberId,
+        accessToken: a.accessToken,
+        appSecret: a.appSecret,
+        ...(a.verifyToken ? { verifyToken: a.verifyToken } : {}),
+        ...(a.apiVersion ? { apiVersion: a.apiVersion } : {}),
+        ...(a.baseUrl ? { baseUrl: a.baseUrl } : {}),
+      });
+      // Paced by Meta's rate for the number, with several sends on the wire.
+      out.push({ id: a.id, transport, pacing: { ...pacingOf(a), ratePerSecond: a.ratePerSecond, maxInFlight: a.maxInFlight }, close: () => transport.close(), cloudApi: transport });
     } else {
       // Loaded only when configured: the baileys package is optional for this worker.
       const { createBaileysAccount } = await import('./baileys.js');
@@ -37,7 +51,7 @@ export async function createTransports(accounts: AccountConfigEnv[], log: Pino, 
 
 function pacingOf(a: AccountConfigEnv): WorkerTransport['pacing'] {
   return {
-    ...(a.intervalMs ? { intervalMs: a.intervalMs } : {}),
+    ...('intervalMs' in a && a.intervalMs ? { intervalMs: a.intervalMs } : {}),
     ...(a.hourlyCap ? { hourlyCap: a.hourlyCap } : {}),
     ...(a.dailyCap ? { dailyCap: a.dailyCap } : {}),
   };

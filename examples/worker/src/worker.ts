@@ -6,6 +6,7 @@ import type { Logger as Pino } from 'pino';
 import { createPostgresStore } from '@disparo/adapter-postgres';
 import { createEngine, NotFoundError, ValidationError, WebhookError, type Engine, type Logger } from '@disparo/core';
 import type { WorkerConfig } from './config.js';
+import { cloudApiIntake } from './cloud-api.js';
 import { createTransports } from './transports.js';
 
 export interface Worker {
@@ -32,6 +33,11 @@ const asLogger = (log: Pino): Logger => ({
 const MAX_WEBHOOK_BYTES = 5 * 1024 * 1024;
 
 function readBody(req: IncomingMessage): Promise<string> {
+  return readRawBody(req).then((b) => b.toString('utf8'));
+}
+
+/** The body's exact bytes (signatures are computed over them). */
+function readRawBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
@@ -42,7 +48,7 @@ function readBody(req: IncomingMessage): Promise<string> {
         req.destroy();
       } else chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -76,6 +82,7 @@ export async function startWorker(config: WorkerConfig, log: Pino): Promise<Work
     maxConcurrentCampaigns: config.CONCURRENCY,
     accounts: transports.map((t) => ({ id: t.id, transport: t.transport, pacing: t.pacing })),
   });
+  const cloudApi = cloudApiIntake(engine, new Map(transports.flatMap((t) => (t.cloudApi ? [[t.id, t.cloudApi] as const] : []))));
 
   engine.on('campaign:started', ({ campaign }) => log.info({ campaignId: campaign.id }, 'campaign started'));
   engine.on('campaign:paused', ({ campaign, reason }) => log.warn({ campaignId: campaign.id, reason }, 'campaign paused'));
@@ -141,6 +148,22 @@ export async function startWorker(config: WorkerConfig, log: Pino): Promise<Work
           ]);
           const ok = body.ok && db === 'ok';
           return json(ok ? 200 : 503, { ...body, ok, database: db });
+        }
+        // Meta's Cloud API: one callback URL for every Cloud API account (GET handshake, POST signed with the App Secret).
+        if (url.pathname === '/webhooks/cloud-api' || url.pathname === '/webhooks/cloud-api/') {
+          if (req.method === 'GET') {
+            const answer = cloudApi.verify(url.searchParams);
+            return res.writeHead(answer.status, { 'content-type': answer.contentType }).end(answer.body);
+          }
+          if (req.method === 'POST') {
+            try {
+              return json(200, { events: await cloudApi.receive(await readRawBody(req), req.headers) });
+            } catch (error) {
+              const code = error instanceof WebhookError ? (error.reason === 'malformed' ? 400 : 401) : error instanceof ValidationError ? 400 : 500;
+              if (code === 500) log.error({ err: error }, 'cloud api webhook failed');
+              return json(code, { error: (error as Error).message });
+            }
+          }
         }
         // Provider webhooks (Evolution: receipts, connection changes, inbound "SAIR").
         const hook = /^\/webhook\/([A-Za-z0-9_.:-]+)\/?$/.exec(url.pathname);

@@ -20,7 +20,7 @@ export interface WorkerProcess {
 }
 
 /** Variables the worker reads: never inherited from the test's own environment. */
-const WORKER_VARS = ['DATABASE_URL', 'DB_SCHEMA', 'ACCOUNTS', 'WORKER_ID', 'CONCURRENCY', 'LEASE_TTL_MS', 'POLL_INTERVAL_MS', 'SHUTDOWN_TIMEOUT_MS', 'HEALTH_PORT', 'HEALTH_HOST', 'HEALTH_FILE', 'LOG_LEVEL'];
+const WORKER_VARS = ['DATABASE_URL', 'DB_SCHEMA', 'ACCOUNTS', 'WORKER_ID', 'CONCURRENCY', 'LEASE_TTL_MS', 'POLL_INTERVAL_MS', 'SHUTDOWN_TIMEOUT_MS', 'HEALTH_PORT', 'HEALTH_HOST', 'HEALTH_FILE', 'LOG_LEVEL', 'CLOUD_API_ACCESS_TOKEN', 'CLOUD_API_APP_SECRET', 'CLOUD_API_VERIFY_TOKEN'];
 
 const live = new Set<ChildProcess>();
 

@@ -84,7 +84,7 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
     expect(text).toMatch(/DATABASE_URL: must be a postgres:\/\//);
     expect(text).toMatch(/ACCOUNTS\[0\]\.baseUrl: must be an http\(s\) URL/);
     expect(text).toMatch(/ACCOUNTS\[0\]\.instance: is required/);
-    expect(text).toMatch(/ACCOUNTS\[1\]\.transport: must be "evolution", "baileys" or "simulator"/);
+    expect(text).toMatch(/ACCOUNTS\[1\]\.transport: must be "evolution", "cloud-api", "baileys" or "simulator"/);
     expect(text).toMatch(/CONCURRENCY: must be at least 1/);
     expect(text).toMatch(/LEASE_TTL_MS: must be a whole number/);
     timings.badConfig = Date.now() - t0;

@@ -167,6 +167,9 @@ export class FakeGraph {
   private pending: Pending[] = [];
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private inFlight = 0;
+  /** Send requests to each number being answered right now, and the most there ever were at once. */
+  private readonly openSends = new Map<string, number>();
+  private readonly peakOpenSends = new Map<string, number>();
   private timers = new Set<ReturnType<typeof setTimeout>>();
 
   private constructor(
@@ -244,17 +247,29 @@ export class FakeGraph {
     return counts;
   }
 
-  /** The most messages accepted within any window of `windowMs` at the server. */
-  maxInWindow(phoneNumberId?: string, windowMs = 1_000): number {
-    const times = this.messages(phoneNumberId)
-      .map((m) => m.at)
-      .sort((a, b) => a - b);
+  /** Arrival times of every send request (accepted or refused) to one number, or all, in arrival order. */
+  arrivals(phoneNumberId?: string): number[] {
+    return this.requests.filter((r) => r.method === 'POST' && /\/messages$/.test(r.path) && (phoneNumberId === undefined || r.path.includes(`/${phoneNumberId}/`))).map((r) => r.at);
+  }
+
+  /**
+   * The most messages accepted within any window of `windowMs` at the server; with `of: 'arrivals'`,
+   * the most send requests that arrived (refused ones too: what the sender did, whatever Meta answered).
+   */
+  maxInWindow(phoneNumberId?: string, windowMs = 1_000, of: 'accepted' | 'arrivals' = 'accepted'): number {
+    const times = (of === 'arrivals' ? this.arrivals(phoneNumberId) : this.messages(phoneNumberId).map((m) => m.at)).sort((a, b) => a - b);
     let best = 0;
     for (let lo = 0, hi = 0; hi < times.length; hi++) {
       while (times[hi]! - times[lo]! >= windowMs) lo++;
       best = Math.max(best, hi - lo + 1);
     }
     return best;
+  }
+
+  /** The most send requests to one number (or to the busiest number) open at the server at once: the sender's window as Meta sees it. */
+  maxConcurrentSends(phoneNumberId?: string): number {
+    if (phoneNumberId !== undefined) return this.peakOpenSends.get(phoneNumberId) ?? 0;
+    return Math.max(0, ...this.peakOpenSends.values());
   }
 
   /** Messages per second between the first and the last accepted message. */
@@ -354,6 +369,13 @@ export class FakeGraph {
     const m = /^\/(v\d+\.\d+)\/(\d+)(\/messages)?$/.exec(url.pathname);
     const numberId = m?.[2];
     const isSend = method === 'POST' && m?.[3] === '/messages';
+    if (isSend) {
+      const id = numberId!;
+      const open = (this.openSends.get(id) ?? 0) + 1;
+      this.openSends.set(id, open);
+      this.peakOpenSends.set(id, Math.max(open, this.peakOpenSends.get(id) ?? 0));
+      res.once('close', () => this.openSends.set(id, this.openSends.get(id)! - 1));
+    }
     const scripted = isSend ? this.queues.send.shift() : method === 'GET' && m && !m[3] ? this.queues.phoneNumber.shift() : undefined;
     if (scripted) return this.scripted(scripted, numberId!, json, arrival, latency, req, res);
 
@@ -493,26 +515,24 @@ export class FakeGraph {
     return [200, response];
   }
 
+  /** One entry of a `statuses` webhook for an accepted message, as Meta writes it (with the callback data it was sent with). */
+  statusOf(m: AcceptedMessage, status: 'sent' | 'delivered' | 'read' | 'failed'): Record<string, unknown> {
+    const s: Record<string, unknown> = { id: m.id, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: m.waId };
+    if (m.callbackData !== undefined) s.biz_opaque_callback_data = m.callbackData;
+    if (status === 'failed') s.errors = fixture('cloudapi.webhook.status.failed.131026.json').entry[0].changes[0].value.statuses[0].errors;
+    else if (status !== 'read') s.pricing = fixture('cloudapi.webhook.status.sent.json').entry[0].changes[0].value.statuses[0].pricing;
+    return s;
+  }
+
+  /** Post these statuses of an accepted message now, in one signed webhook. Returns the receiver's answer. */
+  emitStatuses(m: AcceptedMessage, statuses: Array<'sent' | 'delivered' | 'read' | 'failed'>): Promise<number | 'error'> {
+    return this.postMessagesValue(m.phoneNumberId, { statuses: statuses.map((status) => this.statusOf(m, status)) });
+  }
+
   private scheduleStatuses(m: AcceptedMessage): void {
     const hook = this.webhook;
     if (!hook) return;
-    const base = (status: string) => {
-      const s: Record<string, unknown> = { id: m.id, status, timestamp: String(Math.floor(Date.now() / 1000)), recipient_id: m.waId };
-      if (m.callbackData !== undefined) s.biz_opaque_callback_data = m.callbackData;
-      return s;
-    };
-    const steps: Array<() => Record<string, unknown>> = this.undeliverable.has(m.to)
-      ? [
-          () => {
-            const failed = fixture('cloudapi.webhook.status.failed.131026.json').entry[0].changes[0].value.statuses[0];
-            return { ...base('failed'), errors: failed.errors };
-          },
-        ]
-      : hook.statuses.map((status) => () => {
-          const s = base(status);
-          if (status !== 'read') s.pricing = fixture('cloudapi.webhook.status.sent.json').entry[0].changes[0].value.statuses[0].pricing;
-          return s;
-        });
+    const steps: Array<() => Record<string, unknown>> = this.undeliverable.has(m.to) ? [() => this.statusOf(m, 'failed')] : hook.statuses.map((status) => () => this.statusOf(m, status));
     steps.forEach((make, i) => {
       const timer = setTimeout(
         () => {
