@@ -16,6 +16,8 @@ export default defineConfig({
       { find: /^@disparo\/core\/transport$/, replacement: src('./packages/core/src/transport/index.ts') },
       { find: /^@disparo\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@disparo\/adapter-postgres$/, replacement: src('./packages/adapter-postgres/src/index.ts') },
+      { find: /^@disparo\/adapter-postgres\/calls$/, replacement: src('./packages/adapter-postgres/src/calls-entry.ts') },
+      { find: /^@disparo\/adapter-supabase$/, replacement: src('./packages/adapter-supabase/src/index.ts') },
       { find: /^@disparo\/transport-evolution$/, replacement: src('./packages/transport-evolution/src/index.ts') },
       { find: /^n8n-workflow$/, replacement: n8nWorkflow },
       { find: /^@disparo\/transport-baileys$/, replacement: src('./packages/transport-baileys/src/index.ts') },

@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts' },
+  // `calls`: the SQL functions' calls and codecs without a driver (see src/calls-entry.ts).
+  entry: { index: 'src/index.ts', calls: 'src/calls-entry.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -4,8 +4,8 @@
  * empty phones, a 3 MB webhook, an empty id in a path. Each gets a typed 4xx JSON answer or a correct
  * result, never a 500 or Express's HTML page.
  *
- * Cases marked `it.fails` describe behaviour that needs core's fix for issue 14 (variables are own
- * properties only; a NUL byte is a ValidationError naming the field). Flip them to `it` once it lands.
+ * Core's fix for issue 14 makes these pass: variables are own properties only (an own `__proto__`
+ * included), and a NUL byte is a ValidationError naming the field.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
@@ -226,10 +226,9 @@ describe('CSV uploads', () => {
   });
 });
 
-describe('names from Object.prototype, and NUL bytes, through the API (need core fix, issue 14)', () => {
-  // needs core fix (issue 14): variables are own properties only; today {{constructor}} renders
-  // "function Object() { [native code] }" and {{__proto__}} "[object Object]".
-  it.fails.each(prototypeNames)('{{%s}}: missing without a variable, the default with one, the recipient\'s own value when given', async (name) => {
+describe('names from Object.prototype, and NUL bytes, through the API (issue 14)', () => {
+  // Variables are own properties only: {{constructor}} once rendered "function Object() { [native code] }".
+  const ownValue = (name: string) => async () => {
     const id = await campaign(`Oi {{${name}}}`);
     const withDefault = await campaign(`Oi {{${name}|cliente}}`);
     // JSON with a computed key carries `__proto__` as an ordinary own property, as JSON.parse reads it.
@@ -240,11 +239,12 @@ describe('names from Object.prototype, and NUL bytes, through the API (need core
     expect(plain.body[1]).toMatchObject({ text: 'Oi Ana' });
     const defaulted = await call(`/api/campaigns/${withDefault}/test-send`, { json: { to } });
     expect(defaulted.body.map((r) => (r as { text: string }).text)).toEqual(['Oi cliente', 'Oi Ana']);
-  });
+  };
+  it.each(prototypeNames)("{{%s}}: missing without a variable, the default with one, the recipient's own value when given", (name) => ownValue(name)());
 
-  // needs core fix (issue 14): {{__proto__}} sent "[object Object]" to every recipient; recipients
-  // without the variable must be skipped as template_error, one with it (own property) gets its value.
-  it.fails('a campaign with {{__proto__}} sends the variable when the recipient has it and skips the one without', async () => {
+  // {{__proto__}} once sent "[object Object]" to every recipient; recipients without the variable must
+  // be skipped as template_error, one with it (own property) gets its value.
+  it('a campaign with {{__proto__}} sends the variable when the recipient has it and skips the one without', async () => {
     const id = await campaign('Oi {{__proto__}}');
     const res = await call(`/api/campaigns/${id}/recipients`, { body: '[{"phone":"11987650203","vars":{"__proto__":"Ana"}},{"phone":"11987650204"}]', headers: { 'content-type': 'application/json' } });
     expect(res.body).toMatchObject({ inserted: 2 });
@@ -254,9 +254,8 @@ describe('names from Object.prototype, and NUL bytes, through the API (need core
     expect(rows['5511987650204']).toMatchObject({ status: 'skipped', skipReason: 'template_error' });
   });
 
-  // needs core fix (issue 14): the CSV reader gives every column as an own property, but core's
-  // recipient schema drops a variable named `__proto__`.
-  it.fails('a CSV header naming every Object.prototype property stores each as the recipient\'s own variable', async () => {
+  // The CSV reader gives every column as an own property, `__proto__` included.
+  it('a CSV header naming every Object.prototype property stores each as the recipient\'s own variable', async () => {
     const id = await campaign('Oi');
     const res = await csv(id, `telefone;${prototypeNames.join(';')}\n11987650205;${prototypeNames.map((n) => `v-${n}`).join(';')}\n`);
     expect(res.status, res.text).toBe(200);
@@ -264,9 +263,9 @@ describe('names from Object.prototype, and NUL bytes, through the API (need core
     for (const name of prototypeNames) expect(Object.getOwnPropertyDescriptor(row!.vars, name)?.value, name).toBe(`v-${name}`);
   });
 
-  // needs core fix (issue 14): a NUL byte reaches PostgreSQL, which refuses it with an untyped error
-  // (HTTP 500); core must raise a ValidationError naming the field (HTTP 400).
-  it.fails.each([
+  // A NUL byte would reach PostgreSQL, which refuses it with an untyped error (HTTP 500); core raises
+  // a ValidationError naming the field (HTTP 400).
+  it.each([
     ['template', { template: 'Oi\0 {{nome|cliente}}' }],
     ['name', { name: 'Promo\0junho' }],
     ['metadata', { metadata: { origem: 'crm\0' } }],
@@ -276,8 +275,8 @@ describe('names from Object.prototype, and NUL bytes, through the API (need core
     expect((body.issues as Array<{ path: string }>).map((i) => i.path).join(' ')).toContain(field);
   });
 
-  // needs core fix (issue 14): as above, for a recipient's variables sent as JSON.
-  it.fails('a NUL byte in a recipient variable sent as JSON is a 400 naming the field', async () => {
+  // As above, for a recipient's variables sent as JSON.
+  it('a NUL byte in a recipient variable sent as JSON is a 400 naming the field', async () => {
     const id = await campaign('Oi {{nome}}');
     const body = expectRefusal(await call(`/api/campaigns/${id}/recipients`, { json: [{ phone: '11987650206', vars: { nome: 'An\0a' } }] }), 400, 'VALIDATION');
     expect((body.issues as Array<{ path: string }>).map((i) => i.path).join(' ')).toContain('vars');

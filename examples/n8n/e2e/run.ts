@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     accountIds: [ACCOUNT],
     batchSize: BATCH,
     batchPauseMs: { min: 100, max: 200 },
+    allowUnknownAccounts: true, // the account is registered by the workflow's Code node
   });
   const phones = Array.from({ length: RECIPIENTS }, (_, i) => `55119${String(70000000 + i).padStart(8, '0')}`);
   await admin.addRecipients(CAMPAIGN, phones.map((phone, i) => ({ phone, vars: { nome: `Cliente ${i + 1}` } })));

@@ -40,7 +40,7 @@ afterAll(async () => {
 });
 
 async function seed(id: string, count: number, batchSize: number, prefix: string): Promise<string[]> {
-  await admin.createCampaign({ id, name: id, template: 'Oi {{nome}}', accountIds: [ACCOUNT], batchSize, batchPauseMs: { min: 0, max: 0 } });
+  await admin.createCampaign({ id, name: id, template: 'Oi {{nome}}', accountIds: [ACCOUNT], batchSize, batchPauseMs: { min: 0, max: 0 }, allowUnknownAccounts: true });
   const phones = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(6, '0')}`);
   await admin.addRecipients(id, phones.map((phone, i) => ({ phone, vars: { nome: `N${i}` } })));
   return phones;

@@ -1,8 +1,9 @@
 /**
  * pg_cron for real (Debian's postgresql-15-cron, pg_cron 1.4) driving pg_net's `net.http_post` (the
  * PL/Python stand-in), the way a Supabase project schedules an edge function: the job's SQL is the SQL
- * a Supabase migration schedules. pg_cron 1.4 has no second-level schedules, so the job runs on the
- * next whole minute: this file waits up to about a minute, on purpose.
+ * a Supabase migration schedules. pg_cron 1.4 has no second-level schedules: a job runs on the next
+ * whole minute. The job itself, end to end (cron -> HTTP -> the function -> the store -> a provider), is
+ * process-campaigns.cron.test.ts, the one test here that waits for a minute.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -77,49 +78,4 @@ describe.skipIf(!enabled)('pg_cron + net.http_post', () => {
   it('pg_cron 1.4 refuses second-level schedules', async () => {
     await expect(db.query(`SELECT cron.schedule('disparo-seconds', '30 seconds', 'SELECT 1')`)).rejects.toThrow('invalid schedule: 30 seconds');
   });
-
-  it('a cron job POSTs to the function within about a minute, with the job SQL a Supabase migration uses', async () => {
-    const before = received.length;
-    const arrived = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pg_cron did not call within 75 s. Server log:\n${cron.log().slice(-3000)}`)), 75_000);
-      onRequest = () => {
-        if (received.length > before) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-    });
-    const jobSql = `SELECT net.http_post(
-      url := '${functionUrl}',
-      headers := jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer service-role-key'),
-      body := jsonb_build_object('source', 'pg_cron'),
-      timeout_milliseconds := 5000
-    ) AS request_id`;
-    const scheduled = await db.query<{ jobid: string }>(`SELECT cron.schedule('disparo-test', '* * * * *', $1) AS jobid`, [jobSql]);
-    try {
-      await arrived;
-      const call = received[before]!;
-      expect(call).toMatchObject({ method: 'POST', url: '/functions/v1/process-campaigns', body: '{"source": "pg_cron"}' });
-      expect(call.headers.authorization).toBe('Bearer service-role-key');
-      // pg_cron runs on whole minutes.
-      expect(new Date(call.at).getUTCSeconds()).toBeLessThan(10);
-
-      // pg_cron records the run; poll until it has finished (the readiness check, no fixed sleep).
-      let run: { status: string; return_message: string } | undefined;
-      for (let i = 0; i < 100 && !run; i++) {
-        const details = await db.query<{ status: string; return_message: string }>(
-          `SELECT status, return_message FROM cron.job_run_details WHERE jobid = $1 AND status IN ('succeeded', 'failed')`,
-          [scheduled.rows[0]!.jobid],
-        );
-        run = details.rows[0];
-        if (!run) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(run).toEqual({ status: 'succeeded', return_message: '1 row' });
-      const response = await db.query(`SELECT status_code FROM net._http_response ORDER BY created DESC, id DESC LIMIT 1`);
-      expect(response.rows[0]).toEqual({ status_code: 200 });
-    } finally {
-      onRequest = undefined;
-      await db.query(`SELECT cron.unschedule('disparo-test')`);
-    }
-  }, 90_000);
 });

@@ -1,5 +1,5 @@
 import type { Logger as Pino } from 'pino';
-import { createSimulatorTransport, type SendResult, type Transport } from '@disparo/core';
+import { createSimulatorTransport, type LookupResult, type Transport } from '@disparo/core/transport';
 import { createEvolutionTransport } from '@disparo/transport-evolution';
 import type { AccountConfigEnv } from './config.js';
 
@@ -80,12 +80,13 @@ function simulator(a: SimulatorAccount, index: number, workerId: string): Transp
     checkNumbers: (p) => sim.checkNumbers(p),
     subscribe: (l) => sim.subscribe(l),
     close: () => sim.close(),
-    lookup: async (q): Promise<SendResult | null> => {
+    // The sink records every send before it counts, so its 404 proves the message never went out.
+    lookup: async (q): Promise<LookupResult> => {
       const res = await fetch(`${sink}/lookup?key=${encodeURIComponent(q.message.idempotencyKey)}`);
-      if (res.status === 404) return null;
+      if (res.status === 404) return { status: 'absent' };
       if (!res.ok) throw new Error(`sink lookup answered ${res.status}`);
       const body = (await res.json()) as { providerMessageId: string; at: number };
-      return { providerMessageId: body.providerMessageId, acceptedAt: body.at };
+      return { status: 'found', sent: { providerMessageId: body.providerMessageId, acceptedAt: body.at } };
     },
   };
 }

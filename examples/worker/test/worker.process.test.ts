@@ -13,7 +13,7 @@ import type pg from 'pg';
 import { createEngine, silentLogger, type Engine } from '@disparo/core';
 import { samplePhones } from '@disparo/core/testing';
 import { createPostgresStore, type PostgresStore } from '@disparo/adapter-postgres';
-import { pool, testDatabase } from '../../../packages/adapter-postgres/test/support.js';
+import { inspector, pool, testDatabase } from '../../../packages/adapter-postgres/test/support.js';
 import { countByKey, killAll, sleep, spawnWorker, startSink, until, type LogLine } from './support.js';
 
 const INTERVAL = { min: 40, max: 40 };
@@ -37,15 +37,15 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
     console.log(JSON.stringify({ workerTestTimingsMs: timings }));
   });
 
-  /** A schema of its own, its store, and an admin engine (no accounts) that creates and starts campaigns. */
-  async function setup(schema: string): Promise<{ store: PostgresStore; admin: Engine }> {
+  /** A schema of its own, its store, and an admin engine (no accounts) that creates and starts campaigns for the workers to register their accounts later. */
+  async function setup(schema: string): Promise<{ store: PostgresStore; admin: Engine; raw: ReturnType<typeof inspector> }> {
     const store = createPostgresStore(db, { schema });
     await store.migrate();
-    return { store, admin: createEngine({ store, logger: silentLogger }) };
+    return { store, admin: createEngine({ store, logger: silentLogger }), raw: inspector(db, schema) };
   }
 
   async function campaign(admin: Engine, id: string, accountIds: string[], n: number, seed: number): Promise<string> {
-    const c = await admin.createCampaign({ id, name: id, templates: ['Oi {{name}}, tudo bem? ({{n}})'], accountIds, batchSize: 300, batchPauseMs: { min: 0, max: 0 } });
+    const c = await admin.createCampaign({ id, name: id, templates: ['Oi {{name}}, tudo bem? ({{n}})'], accountIds, batchSize: 300, batchPauseMs: { min: 0, max: 0 }, allowUnknownAccounts: true });
     await admin.addRecipients(
       c.id,
       samplePhones(n, seed).map((phone, i) => ({ phone, vars: { name: `p${i}`, n: String(i) } })),
@@ -146,8 +146,7 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
 
   it('SIGTERM mid-campaign: exits 0 promptly with leases released; a second process finishes with no duplicate and no loss', async () => {
     const t0 = Date.now();
-    const { store } = await setup('term');
-    const { admin } = await setup('term');
+    const { store, admin, raw } = await setup('term');
     const accounts = ['sim-a', 'sim-b'].map((id) => ({ id, transport: 'simulator', sinkUrl: sink.url, intervalMs: INTERVAL }));
     // Many campaigns at once: two campaigns on two accounts, worked concurrently.
     const ids = [await campaign(admin, 'term-1', ['sim-a'], 40, 11), await campaign(admin, 'term-2', ['sim-b'], 40, 12)];
@@ -163,13 +162,12 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
     expect(exit.at - signalledAt).toBeGreaterThanOrEqual(WIRE_MS - 50);
     expect(exit.at - signalledAt).toBeLessThan(5_000);
     expect(first.logs.some((l) => l.msg === 'stopped gracefully')).toBe(true);
-    const wireRow = (await store.inspector().recipients(ids[0]!)).find((r) => `${ids[0]}:${r.phone}` === onTheWire.key);
+    const wireRow = (await raw.recipients(ids[0]!)).find((r) => `${ids[0]}:${r.phone}` === onTheWire.key);
     expect(wireRow?.status).toBe('sent');
 
     // Checkpointed and released: nothing in flight or leased, and the ledger equals what the provider saw.
     const sentBefore = ids.reduce((n, id) => n + sendsOf(id).length, 0);
     expect(sentBefore).toBeLessThan(80);
-    const raw = store.inspector();
     for (const id of ids) {
       const rows = await raw.recipients(id);
       expect(rows.filter((r) => r.status === 'sending')).toEqual([]);
@@ -202,7 +200,7 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
   it('SIGKILL mid-campaign: a second process resumes after the lease expires, with no duplicate and no loss', async () => {
     const t0 = Date.now();
     const LEASE = 2_000;
-    const { store, admin } = await setup('kill');
+    const { store, admin, raw } = await setup('kill');
     const accounts = [{ id: 'sim-k', transport: 'simulator', sinkUrl: sink.url, intervalMs: INTERVAL }];
     const id = await campaign(admin, 'kill-1', ['sim-k'], 50, 21);
     const first = spawnWorker(env('kill', accounts, { WORKER_ID: 'kill-w1', LEASE_TTL_MS: String(LEASE) }));
@@ -213,7 +211,6 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
     expect(exit.signal).toBe('SIGKILL');
 
     // What the dead worker left: rows still leased to it (claimed, maybe one on the wire).
-    const raw = store.inspector();
     const stranded = (await raw.recipients(id)).filter((r) => r.leaseOwner === 'kill-w1' && (r.status === 'pending' || r.status === 'sending'));
     const sentByFirst = sendsOf(id).length;
 
@@ -246,7 +243,7 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
 
   it('an account disconnect pauses its campaign (no_accounts); the reconnect resumes it', async () => {
     const t0 = Date.now();
-    const { store, admin } = await setup('disc');
+    const { store, admin, raw } = await setup('disc');
     const OUTAGE = 1_500;
     const accounts = [{ id: 'sim-d', transport: 'simulator', sinkUrl: sink.url, intervalMs: INTERVAL, disconnect: { afterSends: 8, forMs: OUTAGE } }];
     const id = await campaign(admin, 'disc-1', ['sim-d'], 24, 31);
@@ -274,7 +271,7 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
     expect(msgs((l) => l.msg === 'campaign paused' && l.reason === 'no_accounts' && l.campaignId === id)).toHaveLength(1);
     expect(msgs((l) => l.msg === 'campaign resumed' && l.campaignId === id).length).toBeGreaterThanOrEqual(1);
     expect(msgs((l) => l.msg === 'account connection' && l.accountId === 'sim-d').map((l) => l.state)).toEqual(expect.arrayContaining(['close', 'open']));
-    const c = (await store.inspector().campaign(id))!;
+    const c = (await raw.campaign(id))!;
     expect(c.counters).toMatchObject({ total: 24, sent: 24, failed: 0, unknown: 0 });
 
     w.proc.kill('SIGINT');
@@ -287,7 +284,7 @@ describe('worker process (real PostgreSQL, real child processes)', () => {
     const id = await campaign(admin, 'stale-1', ['sim-s'], 6, 51);
     // What a worker stopped during an outage leaves: the account closed, its campaign paused.
     const now = Date.now();
-    await store.upsertAccount('sim-s', { intervalMs: INTERVAL, hourlyCap: null, dailyCap: null, warmup: null, typingMsPerChar: 0, typingMaxMs: 0 }, now);
+    await store.upsertAccount('sim-s', { intervalMs: INTERVAL, hourlyCap: null, dailyCap: null, warmup: null, typingMsPerChar: 0, typingMaxMs: 0, maxInFlight: 1, ratePerSecond: null }, now);
     await store.updateAccount('sim-s', { connection: 'close' }, now);
     expect(await store.transitionCampaign(id, { from: ['running'], to: 'paused', pauseReason: 'no_accounts', now })).toBeTruthy();
 

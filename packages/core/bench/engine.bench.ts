@@ -5,6 +5,7 @@
  *   pnpm --filter @disparo/core bench [--n 200000]
  */
 import { createEngine, createMemoryStore, createSimulatorTransport, silentLogger } from '../src/index.js';
+import { sendWindowState } from '../src/domain/calendar.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,7 +45,28 @@ async function runOnce(n: number, accounts: number) {
   return { rate: n / seconds, seconds, peakRss };
 }
 
+/**
+ * When a paused campaign's send window opens next, asked on every poll: a window open one hour on
+ * Mondays, asked at each of the week's minutes (the worst case is the day after it closed).
+ */
+function sendWindowBench() {
+  const window = { start: '09:00', end: '10:00', timeZone: 'America/Sao_Paulo', days: [1] };
+  const monday = Date.UTC(2026, 10, 2, 14, 0); // Mon 2 Nov 2026 11:00 in São Paulo, just after it closed
+  const minutes = 7 * 24 * 60;
+  for (let m = 0; m < 1_000; m++) sendWindowState(window, monday + m * 600_000); // warm-up (JIT, time zone data)
+  let worst = 0;
+  const started = performance.now();
+  for (let m = 0; m < minutes; m++) {
+    const t = performance.now();
+    sendWindowState(window, monday + m * 60_000);
+    worst = Math.max(worst, performance.now() - t);
+  }
+  const perCall = (performance.now() - started) / minutes;
+  console.log(JSON.stringify({ bench: 'calendar.send-window.weekly', value: Math.round(perCall * 1000) / 1000, unit: 'ms/call', worstMs: Math.round(worst * 1000) / 1000, calls: minutes, target: 0.1, note: 'a window open one hour a week, asked at every minute of the week' }));
+}
+
 async function main() {
+  sendWindowBench();
   const n = arg('n', 200_000);
   await runOnce(20_000, 1); // warm-up (JIT)
   const baseline = process.memoryUsage().rss;

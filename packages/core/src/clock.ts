@@ -1,3 +1,4 @@
+import { z } from 'zod';
 /** The engine reads time only through a Clock, so tests and simulations run on virtual time. */
 export interface Clock {
   now(): number;
@@ -10,6 +11,12 @@ export interface Clock {
    */
   setTimer?(ms: number, fn: () => void): () => void;
 }
+
+/** What a transport that only reads the time needs from a `Clock` (any `Clock` fits). */
+export type NowClock = Pick<Clock, 'now'>;
+
+/** A transport's `clock` option, checked: something with `now()` in epoch ms (`systemClock`, a `VirtualClock`). */
+export const clockOption = z.custom<NowClock>((v) => typeof v === 'object' && v !== null && typeof (v as NowClock).now === 'function', 'must be a clock: an object with now() returning epoch ms (systemClock, VirtualClock)');
 
 /** Run `fn` after `ms` on `clock` unless the returned cancel function is called first. */
 export function startTimer(clock: Clock, ms: number, fn: () => void): () => void {

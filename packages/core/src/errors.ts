@@ -1,4 +1,4 @@
-import type { ZodError } from 'zod';
+import type { ZodError, ZodType, output } from 'zod';
 
 const MARK = Symbol.for('disparo.error');
 
@@ -65,6 +65,13 @@ export class ValidationError extends DisparoError {
     }
     return new ValidationError(`Invalid ${what}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues, { cause: error });
   }
+}
+
+/** `value` read with `schema`, or a `ValidationError` naming each bad field of `what` (under `prefix`). */
+export function validate<S extends ZodType>(schema: S, value: unknown, what: string, prefix = ''): output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw ValidationError.fromZod(what, result.error, prefix);
+  return result.data;
 }
 
 export class InvalidTransitionError extends DisparoError {

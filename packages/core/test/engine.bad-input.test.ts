@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createEngine, createMemoryStore, ValidationError, NotFoundError, type StateStore } from '@disparo/core';
-import { campaignWith, rig } from './helpers.js';
+import { campaignWith, rig, runUntil } from './helpers.js';
 
 async function snapshot(store: StateStore) {
   const campaigns = await store.listCampaigns();
@@ -95,5 +95,35 @@ describe('bad input', () => {
     expect(result).toEqual({ processed: 6, inserted: 2, duplicates: 2, invalid: 2, optedOut: 0, missingVariables: {} });
     const rows = await store.listRecipients(c.id);
     expect(rows.map((r) => r.phone).sort()).toEqual(['5511987654321', '5521998765432']);
+  });
+
+  it('variables named like object internals (__proto__, constructor, toString) are plain variables: stored, counted when missing, and sent', async () => {
+    const r = rig();
+    const c = await r.engine.createCampaign({ name: 'internals', template: 'Oi {{__proto__}} {{constructor}} {{toString|-}}', accountIds: ['a1'] });
+    // JSON.parse makes an own `__proto__` key, as a parsed request body or CSV row would.
+    const withVars = JSON.parse('{"phone":"5511987654321","vars":{"__proto__":"Ana","constructor":"C1","toString":"T"}}');
+    const result = await r.engine.addRecipients(c.id, [withVars, { phone: '5511987654322', vars: { constructor: 'C2' } }]);
+    expect(Object.entries(result.missingVariables)).toEqual([['__proto__', 1]]);
+    const rows = await r.store.listRecipients(c.id);
+    const ana = rows.find((x) => x.phone === '5511987654321')!;
+    expect(Object.hasOwn(ana.vars, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(ana.vars)).toBe(Object.prototype);
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(r.sims.a1!.sends.map((x) => x.text)).toEqual(['Oi Ana C1 T']);
+    expect((await r.engine.progress(c.id)).counters.skipped).toBe(1);
+  });
+
+  it('every name on Object.prototype is a plain variable: rendered from the recipient, missing when absent', async () => {
+    const names = Object.getOwnPropertyNames(Object.prototype);
+    const r = rig();
+    const c = await r.engine.createCampaign({ name: 'all internals', template: names.map((n) => `{{${n}}}`).join('|'), accountIds: ['a1'] });
+    // Object.fromEntries and JSON.parse both make own properties, `__proto__` included.
+    const withAll = JSON.parse(JSON.stringify({ phone: '5511987654321', vars: Object.fromEntries(names.map((n, i) => [n, `v${i}`])) }));
+    const result = await r.engine.addRecipients(c.id, [withAll, { phone: '5511987654322' }]);
+    expect(Object.keys(result.missingVariables).sort()).toEqual([...names].sort());
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(r.sims.a1!.sends.map((x) => x.text)).toEqual([names.map((_, i) => `v${i}`).join('|')]);
   });
 });

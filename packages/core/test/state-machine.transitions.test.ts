@@ -13,7 +13,6 @@ const allowed: Array<[CampaignStatus, CampaignStatus]> = [
   ['running', 'paused'],
   ['running', 'completed'],
   ['running', 'cancelled'],
-  ['running', 'failed'],
   ['paused', 'running'],
   ['paused', 'scheduled'],
   ['paused', 'cancelled'],
@@ -42,7 +41,6 @@ describe('campaign status machine', () => {
       paused: ['running', 'paused'],
       completed: ['running', 'completed'],
       cancelled: ['cancelled'],
-      failed: ['running', 'failed'],
     };
     let current: CampaignStatus = 'draft';
     for (const to of path[status]) {
@@ -64,7 +62,7 @@ describe('campaign status machine', () => {
       case 'scheduled':
         return r.engine.schedule(id, r.clock.now() + 60_000);
       default:
-        return null; // completed/failed are reached by the worker, not by a call
+        return null; // completed is reached by the worker, not by a call
     }
   };
 

@@ -15,6 +15,7 @@ import {
   type TransportEvent,
   type TransportEventListener,
   outboundMessageSchema,
+  checkOutbound,
   raceAbort,
   jidFromPhone,
   normalizeJid,
@@ -230,12 +231,7 @@ export function createBaileysTransport(options: BaileysTransportOptions): Bailey
     async send(message, sendOptions = {}) {
       const signal = sendOptions.signal;
       if (signal?.aborted) throw signal.reason;
-      const checked = outboundMessageSchema.safeParse(message);
-      if (!checked.success) {
-        const error = ValidationError.fromZod('outbound message', checked.error);
-        throw new TransportError('permanent', `${where()}: ${error.message}`, { cause: error });
-      }
-      const m = checked.data;
+      const m = checkOutbound(outboundMessageSchema, message, where());
       if (o.enforceHolds) {
         const hold = activeHold();
         if (hold) throw new TransportError('rate_limited', `${where(m.to)}: account on hold: ${hold.reason}`, { retryAfterMs: Math.max(0, hold.until - clock.now()), providerCode: 'hold' });

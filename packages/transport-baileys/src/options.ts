@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError, type Clock, type OutboundMessage } from '@disparo/core/transport';
+import { validate, type Clock, type OutboundMessage } from '@disparo/core/transport';
 import type { WAMessageKey, proto } from 'baileys';
 import type { BaileysSocket } from './types.js';
 
@@ -74,11 +74,7 @@ export type BaileysTransportOptions = z.input<typeof optionsSchema>;
 export type ResolvedOptions = z.output<typeof optionsSchema>;
 export type TypingOptions = z.input<typeof typingSchema>;
 
-export function parseOptions(input: unknown): ResolvedOptions {
-  const parsed = optionsSchema.safeParse(input);
-  if (!parsed.success) throw ValidationError.fromZod('Baileys transport options', parsed.error);
-  return parsed.data;
-}
+export const parseOptions = (input: unknown): ResolvedOptions => validate(optionsSchema, input, 'Baileys transport options');
 
 /** How long to show "typing…" before `message`, or 0. */
 export function typingMsFor(message: OutboundMessage, typing: ResolvedOptions['typingBeforeSend']): number {

@@ -1,4 +1,4 @@
-import { TransportError, type AccountStopReason, type TransportErrorKind } from '@disparo/core/transport';
+import { retryAfterMs, TransportError, type AccountStopReason, type TransportErrorKind } from '@disparo/core/transport';
 
 /**
  * `send`: the call may have made WhatsApp send a message, so a failure whose outcome is unknown is
@@ -155,15 +155,6 @@ export function graphError(body: unknown): GraphError | null {
     ...(typeof e.type === 'string' ? { type: e.type } : {}),
     ...(typeof e.fbtrace_id === 'string' ? { fbtraceId: e.fbtrace_id } : {}),
   };
-}
-
-/** `Retry-After` as seconds or an HTTP date, in ms from now. */
-export function retryAfterMs(header: string | null | undefined, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** Token sub-codes Meta documents for 190. */

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { TransportError, ValidationError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
+import { checkOutbound, fileNameFromUrl, outboundContentRules, validate, TransportError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
 import { classifyCloudApiError, type Backoffs } from './classify.js';
 import { readHealth, pacingRecommendation, type CloudApiHealth, type PacingRecommendation, type QualitySignal, type QualityUpdate } from './health.js';
 import { graphRequest, type GraphClient, type GraphResult } from './http.js';
-import { optionsSchema, parseOptions, type CloudApiTransportOptions, type ResolvedOptions } from './options.js';
+import { optionsSchema, type CloudApiTransportOptions, type ResolvedOptions } from './options.js';
 import { headerValue, SIGNATURE_HEADER, verifyCloudApiSignature, type WebhookHeaders } from './signature.js';
 import { badTemplateParameter, isTemplateText, parseTemplateText, templatePayload, templateSchema, TemplateTextError, type CloudApiTemplate } from './template.js';
 import { verifyCloudApiSubscription, type VerificationAnswer, type VerificationQuery } from './verification.js';
@@ -56,21 +56,12 @@ const outboundSchema = z.object({
   media: mediaSchema,
   idempotencyKey: z.string().max(MAX_CALLBACK_DATA, `must be at most ${MAX_CALLBACK_DATA} characters (it travels as biz_opaque_callback_data)`),
   template: templateSchema.nullish(),
-});
+}).superRefine(outboundContentRules);
 
 const sendResponseSchema = z.object({
   contacts: z.array(z.object({ input: z.string().optional(), wa_id: z.string().optional() }).loose()).optional(),
   messages: z.array(z.object({ id: z.string().min(1), message_status: z.string().optional() }).loose()).min(1),
 });
-
-function fileNameFromUrl(url: string): string | undefined {
-  try {
-    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
-    return last ? decodeURIComponent(last) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** `message.text` read as the Cloud API request body, or a `permanent` error (nothing sent). */
 function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where: string): Record<string, unknown> {
@@ -97,10 +88,7 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
   const text = m.text.trim().length > 0 ? m.text : '';
   if (m.media) {
     const media = m.media;
-    if (media.type === 'audio') {
-      if (text) throw refuse('an audio message cannot carry a caption: send the text without audio, or the audio with an empty text', 'campaign');
-      return { ...base, type: 'audio', audio: { link: media.url } };
-    }
+    if (media.type === 'audio') return { ...base, type: 'audio', audio: { link: media.url } };
     const object: Record<string, unknown> = { link: media.url };
     if (text) object.caption = text;
     if (media.type === 'document') {
@@ -109,7 +97,6 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
     }
     return { ...base, type: media.type, [media.type]: object };
   }
-  if (!text) throw refuse('the text is empty and there is no media or template', 'campaign');
   return { ...base, type: 'text', text: { preview_url: o.previewUrl, body: m.text } };
 }
 
@@ -118,7 +105,7 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
  * error table, templates, webhooks and quality-aware pacing.
  */
 export function createCloudApiTransport(options: CloudApiTransportOptions): CloudApiTransport {
-  const o: ResolvedOptions = parseOptions(optionsSchema, options, 'Cloud API transport options');
+  const o: ResolvedOptions = validate(optionsSchema, options, 'Cloud API transport options');
   const now = o.clock ? () => o.clock!.now() : Date.now;
   const fetchImpl = o.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
   const client: GraphClient = { root: `${o.baseUrl}/${o.apiVersion}`, accessToken: o.accessToken, phoneNumberId: o.phoneNumberId, fetch: fetchImpl };
@@ -175,14 +162,7 @@ export function createCloudApiTransport(options: CloudApiTransportOptions): Clou
     phoneNumberId: o.phoneNumberId,
 
     async send(message, sendOptions = {}) {
-      const checked = outboundSchema.safeParse(message);
-      if (!checked.success) {
-        const error = ValidationError.fromZod('outbound message', checked.error);
-        // The media, the template and the key come from the campaign: every recipient would fail alike.
-        const campaignWide = checked.error.issues.some((i) => ['media', 'template', 'idempotencyKey'].includes(String(i.path[0])));
-        throw new TransportError('permanent', `${where}: ${error.message}`, { cause: error, ...(campaignWide ? { scope: 'campaign' as const } : { scope: 'recipient' as const }) });
-      }
-      const m = checked.data;
+      const m = checkOutbound(outboundSchema, message, where);
       const body = buildBody(o, m, where);
       const res = await graphRequest(client, { method: 'POST', path: `/${o.phoneNumberId}/messages`, body, operation: 'send', timeoutMs: o.timeoutMs, signal: sendOptions.signal });
       if (res.status < 200 || res.status >= 300) throw fail(res, m.to);

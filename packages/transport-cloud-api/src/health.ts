@@ -1,7 +1,10 @@
-import { TransportError } from '@disparo/core/transport';
+import { TransportError, validate } from '@disparo/core/transport';
 import { classifyCloudApiError } from './classify.js';
 import { graphRequest, type GraphClient } from './http.js';
-import { HIGH_THROUGHPUT, pacingPolicySchema, parseOptions, STANDARD_THROUGHPUT, type PacingPolicy, type ResolvedOptions } from './options.js';
+import type { MessagingLimit, PacingRecommendation, QualitySignal, QualityUpdate } from './quality.js';
+
+export type { MessagingLimit, PacingRecommendation, QualitySignal, QualityUpdate } from './quality.js';
+import { HIGH_THROUGHPUT, pacingPolicySchema, STANDARD_THROUGHPUT, type PacingPolicy, type ResolvedOptions } from './options.js';
 
 /** Unique recipients per 24 h outside a customer window, per business portfolio, for each limit tier. */
 export const MESSAGING_LIMITS: Readonly<Record<string, number | null>> = Object.freeze({
@@ -15,28 +18,12 @@ export const MESSAGING_LIMITS: Readonly<Record<string, number | null>> = Object.
   TIER_NOT_SET: null,
 });
 
-export interface MessagingLimit {
-  /** Meta's tier, e.g. `TIER_2K`. */
-  tier: string;
-  /** Unique contacts per moving 24 h outside a customer window, shared by every number of the portfolio; null = unlimited or unknown. */
-  uniqueRecipientsPerDay: number | null;
-}
 
 export function messagingLimit(tier: string): MessagingLimit {
   return { tier, uniqueRecipientsPerDay: MESSAGING_LIMITS[tier] ?? null };
 }
 
 /** What a pacing decision reads: a `health()` reading, a quality webhook, or your own values. */
-export interface QualitySignal {
-  /** `GREEN`, `YELLOW`, `RED`, `NA`/`UNKNOWN`. */
-  qualityRating?: string | undefined;
-  /** `throughput.level`: `STANDARD` (80 mps) or `HIGH` (up to 1,000 mps). */
-  throughputLevel?: string | undefined;
-  /** A `phone_number_quality_update` event: `FLAGGED`, `UNFLAGGED`, `DOWNGRADE`, `UPGRADE`, `THROUGHPUT_UPGRADE`, `ONBOARDING`. */
-  event?: string | undefined;
-  messagingLimit?: MessagingLimit | undefined;
-}
-
 /** One `health()` reading. It never throws: a failed reading carries `error` and changes nothing. */
 export interface CloudApiHealth extends QualitySignal {
   ok: boolean;
@@ -51,32 +38,6 @@ export interface CloudApiHealth extends QualitySignal {
   recommendation: PacingRecommendation;
 }
 
-/** A `phone_number_quality_update` webhook. */
-export interface QualityUpdate extends QualitySignal {
-  displayPhoneNumber: string;
-  event: string;
-  /** `current_limit` / `old_limit` (older per-number tiers) and `max_daily_conversations_per_business`. */
-  currentLimit?: string;
-  oldLimit?: string;
-  /** Epoch ms of the entry (`time`), else arrival. */
-  at: number;
-}
-
-export interface PacingRecommendation {
-  /** `normal`: the configured rate; `slow`: lower it; `pause_marketing`: hold marketing campaigns on this number. */
-  action: 'normal' | 'slow' | 'pause_marketing';
-  /** Messages per second for this number (for traffic that is not paused). */
-  ratePerSecond: number;
-  /** The same as a minimum gap between sends, for interval-based pacing. */
-  minIntervalMs: number;
-  pauseMarketing: boolean;
-  /** The portfolio's daily limit of unique recipients, for a daily cap; null = none known. */
-  dailyCap: number | null;
-  /** The rate was raised because Meta upgraded the number's throughput and the policy allows it. */
-  raised: boolean;
-  reasons: string[];
-}
-
 const LOW = new Set(['RED', 'FLAGGED', 'DOWNGRADE']);
 
 /**
@@ -88,7 +49,7 @@ const LOW = new Set(['RED', 'FLAGGED', 'DOWNGRADE']);
  * `dailyCap`. Informational: nothing here stops a campaign by itself.
  */
 export function pacingRecommendation(signal: QualitySignal, policy: PacingPolicy = {}): PacingRecommendation {
-  const p = parseOptions(pacingPolicySchema, policy, 'pacing policy');
+  const p = validate(pacingPolicySchema, policy, 'pacing policy');
   const reasons: string[] = [];
   let rate = p.ratePerSecond;
   let raised = false;

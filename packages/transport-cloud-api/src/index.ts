@@ -1,6 +1,7 @@
 export { createCloudApiTransport, readCloudApiHealth, MAX_CALLBACK_DATA } from './cloud-api-transport.js';
 export type { CloudApiTransport, CloudApiOutboundMessage } from './cloud-api-transport.js';
-export type { CloudApiTransportOptions, PacingPolicy, NowClock } from './options.js';
+export type { CloudApiTransportOptions, PacingPolicy } from './options.js';
+export type { NowClock } from '@disparo/core/transport';
 export { STANDARD_THROUGHPUT, HIGH_THROUGHPUT } from './options.js';
 export { CLOUD_API_ERROR_TABLE, classifyCloudApiCode, classifyCloudApiError, graphError } from './classify.js';
 export type { CodeClass, ClassifyInput, GraphError, Operation, Backoffs } from './classify.js';

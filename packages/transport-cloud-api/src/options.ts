@@ -1,14 +1,10 @@
 import { z } from 'zod';
-import { ValidationError } from '@disparo/core/transport';
+import { clockOption } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
-import type { PacingRecommendation, QualityUpdate } from './health.js';
+import type { PacingRecommendation, QualityUpdate } from './quality.js';
 
 const fn = <T>(what: string) => z.custom<T>((v) => typeof v === 'function', `must be ${what}`);
 
-/** Something with `now()` in epoch ms: core's `Clock` (systemClock, VirtualClock) fits. */
-export interface NowClock {
-  now(): number;
-}
 
 /** Meta's default throughput for a Cloud API number, and after its automatic upgrade. */
 export const STANDARD_THROUGHPUT = 80;
@@ -74,7 +70,7 @@ export const optionsSchema = z
     /** Called for each `phone_number_quality_update` of this number with its pacing recommendation (log it, change the account's pacing). Errors it throws are ignored. */
     onQualityUpdate: fn<(update: QualityUpdate, recommendation: PacingRecommendation) => void>('a function').optional(),
     /** Clock for `acceptedAt`, webhook times, holds and health readings; defaults to the system clock. */
-    clock: z.custom<NowClock>((v) => typeof v === 'object' && v !== null && typeof (v as NowClock).now === 'function', 'must have now()').optional(),
+    clock: clockOption.optional(),
     /** A fetch implementation; defaults to the platform's global fetch. */
     fetch: fn<FetchLike>('a fetch function').optional(),
   })
@@ -82,9 +78,3 @@ export const optionsSchema = z
 
 export type CloudApiTransportOptions = z.input<typeof optionsSchema>;
 export type ResolvedOptions = z.output<typeof optionsSchema>;
-
-export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw ValidationError.fromZod(what, parsed.error);
-  return parsed.data;
-}

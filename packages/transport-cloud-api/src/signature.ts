@@ -1,24 +1,13 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { headerValue, type WebhookHeaders } from '@disparo/core/transport';
 
-export type WebhookHeaders = Record<string, string | string[] | undefined>;
+export { headerValue, type WebhookHeaders };
 
 /** A webhook body as it arrived: the raw bytes (Buffer/Uint8Array/ArrayBuffer) or their text. */
 export type RawBody = string | Uint8Array | ArrayBuffer;
 
 export const SIGNATURE_HEADER = 'x-hub-signature-256';
 
-/** A header by case-insensitive name; the first value of a repeated header. */
-export function headerValue(headers: WebhookHeaders | Headers | undefined, name: string): string | undefined {
-  if (!headers) return undefined;
-  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined;
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers as WebhookHeaders)) {
-    if (key.toLowerCase() !== wanted) continue;
-    const first = Array.isArray(value) ? value[0] : value;
-    if (typeof first === 'string') return first;
-  }
-  return undefined;
-}
 
 /** The bytes of a raw body, or null when `body` is not one (a parsed object, a number…). */
 export function rawBytes(body: unknown): Buffer | null {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseOptions } from './options.js';
+import { validate } from '@disparo/core/transport';
 
 /**
  * An approved WhatsApp template with its parameters filled in for one recipient. This is what the
@@ -131,7 +131,7 @@ export function parseTemplateText(text: string): CloudApiTemplate | null {
  * ```
  */
 export function cloudApiTemplateText(template: CloudApiTemplate): string {
-  const t = parseOptions(templateSchema, template, 'Cloud API template');
+  const t = validate(templateSchema, template, 'Cloud API template');
   const lines = [`${TEMPLATE_DIRECTIVE} ${t.name} ${t.language}`];
   if (t.header) lines.push(t.header.type === 'text' ? `header: ${t.header.text}` : `header.${t.header.type}: ${t.header.link}`);
   if (Array.isArray(t.body)) for (const v of t.body) lines.push(`body: ${v}`);

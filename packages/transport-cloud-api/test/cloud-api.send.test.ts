@@ -59,9 +59,9 @@ describe('send: free-form text', () => {
     expect(fake.requests).toHaveLength(0);
   });
 
-  it('refuses an empty text without media or template, naming the campaign as the scope', async () => {
+  it('refuses an empty text without media or template for this recipient (their rendered text is empty), sending nothing', async () => {
     const error = await transportError(transportFor(fake).send(message({ text: '   ' })));
-    expect(error).toMatchObject({ kind: 'permanent', scope: 'campaign' });
+    expect(error).toMatchObject({ kind: 'permanent', scope: 'recipient' });
     expect(fake.requests).toHaveLength(0);
   });
 });

@@ -1,4 +1,4 @@
-import { TransportError, type TransportErrorKind } from '@disparo/core/transport';
+import { retryAfterMs, TransportError, type TransportErrorKind } from '@disparo/core/transport';
 
 /**
  * `send`: the call may have made WhatsApp send a message, so a failure whose outcome is unknown is
@@ -47,15 +47,6 @@ function text(value: unknown): string {
   } catch {
     return String(value);
   }
-}
-
-/** `Retry-After` as seconds or an HTTP date, in ms from now. */
-export function retryAfterMs(header: string | null | undefined, now = Date.now()): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const at = Date.parse(trimmed);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /**

@@ -14,8 +14,8 @@ import {
 } from '@disparo/core/transport';
 import { classifyEvolutionError, type Operation } from './classify.js';
 import { request, type HttpCall, type HttpClient, type HttpResult } from './http.js';
-import { MEDIA_MESSAGE_TYPES, jidFromPhone, messageText, normalizeJid, numberVariants, outboundMessageSchema, phoneFromJid, sameText, timestampMs } from '@disparo/core/transport';
-import { connectionSchema, optionsSchema, parseOptions, type EvolutionConnectionOptions, type EvolutionTransportOptions, type ResolvedOptions } from './options.js';
+import { MEDIA_MESSAGE_TYPES, fileNameFromUrl, validate, jidFromPhone, messageText, normalizeJid, numberVariants, outboundMessageSchema, checkOutbound, phoneFromJid, sameText, timestampMs } from '@disparo/core/transport';
+import { connectionSchema, optionsSchema, type EvolutionConnectionOptions, type EvolutionTransportOptions, type ResolvedOptions } from './options.js';
 import { parseEvolutionWebhook, type SentRecord } from './webhook.js';
 import { verifyWebhookAuth, type WebhookHeaders } from './webhook-auth.js';
 import { webhookSetRequest, type WebhookSetInput } from './webhook-set.js';
@@ -75,15 +75,6 @@ const findMessagesSchema = z.object({
   }),
 });
 
-function fileNameFromUrl(url: string): string | undefined {
-  try {
-    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
-    return last ? decodeURIComponent(last) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function makeClient(o: z.output<typeof connectionSchema>): HttpClient {
   const fetchImpl = o.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
   return { baseUrl: o.baseUrl, apiKey: o.apiKey, instance: o.instance, fetch: fetchImpl };
@@ -114,7 +105,7 @@ function unreadable(client: HttpClient, res: HttpResult, operation: Operation, w
  * answer (the stored webhook). See `webhookSetRequest` for the body.
  */
 export async function registerEvolutionWebhook(connection: EvolutionConnectionOptions, input: WebhookSetInput): Promise<unknown> {
-  const o = parseOptions(connectionSchema, connection, 'Evolution connection');
+  const o = validate(connectionSchema, connection, 'Evolution connection');
   const body = webhookSetRequest(input);
   const res = await call(makeClient(o), { method: 'POST', route: '/webhook/set', body, operation: 'read', timeoutMs: o.timeoutMs }, 300_000);
   return res.json;
@@ -125,9 +116,9 @@ export async function registerEvolutionWebhook(connection: EvolutionConnectionOp
  * error mapping and how to register the webhook.
  */
 export function createEvolutionTransport(options: EvolutionTransportOptions): EvolutionTransport {
-  const o: ResolvedOptions = parseOptions(optionsSchema, options, 'Evolution transport options');
+  const o: ResolvedOptions = validate(optionsSchema, options, 'Evolution transport options');
   const client = makeClient(o);
-  const now = o.now ?? Date.now;
+  const now = o.clock ? () => o.clock!.now() : Date.now;
   /** phone -> the JID Evolution used for it (from sends and number checks), for lookups. */
   const knownJids = new Map<string, string>();
   /** Outgoing messages seen in webhooks, newest last. */
@@ -167,12 +158,7 @@ export function createEvolutionTransport(options: EvolutionTransportOptions): Ev
     instance: o.instance,
 
     async send(message, sendOptions = {}) {
-      const checked = outboundMessageSchema.safeParse(message);
-      if (!checked.success) {
-        const error = ValidationError.fromZod('outbound message', checked.error);
-        throw new TransportError('permanent', `[evolution] ${o.instance}: ${error.message}`, { cause: error });
-      }
-      const m = checked.data;
+      const m = checkOutbound(outboundMessageSchema, message, `[evolution] ${o.instance}`);
       const delay = delayFor(message);
       let route: string;
       let body: Record<string, unknown>;

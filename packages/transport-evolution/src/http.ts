@@ -1,7 +1,7 @@
-import { TransportError } from '@disparo/core/transport';
+import { httpRequest, type FetchLike } from '@disparo/core/transport';
 import type { Operation } from './classify.js';
 
-export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+export type { FetchLike };
 
 export interface HttpClient {
   baseUrl: string;
@@ -30,110 +30,21 @@ export interface HttpResult {
 }
 
 /**
- * Errors of a request that never reached the server: nothing was sent, so retrying is safe.
- * Anything else (a reset or close after the request was written, an unknown code) may have
- * reached Evolution, so for a send it is ambiguous.
- */
-const BEFORE_REQUEST_LEFT = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EAI_NONAME',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'ENETDOWN',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ERR_INVALID_URL',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-]);
-
-/** The first `code` along an error's `cause` chain (fetch wraps socket errors as `TypeError: fetch failed`). */
-function errorCode(error: unknown, depth = 0): string | undefined {
-  if (typeof error !== 'object' || error === null || depth > 5) return undefined;
-  const e = error as { code?: unknown; cause?: unknown; errors?: unknown };
-  if (typeof e.code === 'string') return e.code;
-  if (Array.isArray(e.errors)) {
-    for (const inner of e.errors) {
-      const code = errorCode(inner, depth + 1);
-      if (code) return code;
-    }
-  }
-  return errorCode(e.cause, depth + 1);
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    return `${error.message}${cause}`;
-  }
-  return String(error);
-}
-
-/**
- * One call to Evolution: the platform fetch, with a timeout and the caller's signal combined.
- * Resolves with any HTTP answer (the caller classifies statuses); rejects with a `TransportError`
- * when there is no answer, or with the caller's abort reason when its signal aborts.
+ * One call to Evolution (see `httpRequest`): the instance's route, its API key, a timeout and the
+ * caller's signal. Resolves with any HTTP answer (the caller classifies statuses).
  */
 export async function request(client: HttpClient, call: HttpCall): Promise<HttpResult> {
   const route = `${call.method} ${call.route}/${client.instance}`;
-  const where = `[evolution] ${client.instance} ${route}`;
-  const unknownOutcome = call.operation === 'send' ? 'ambiguous' : 'transient';
-  const caller = call.signal;
-  // An abort is the caller's decision: it gets its own reason back (the engine's send timeout aborts
-  // with an `ambiguous` TransportError, which must come back unchanged), as fetch itself does.
-  if (caller?.aborted) throw caller.reason;
-
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort(new Error(`timed out after ${call.timeoutMs} ms`));
-  }, call.timeoutMs);
-  const onAbort = () => controller.abort(caller?.reason);
-  caller?.addEventListener('abort', onAbort, { once: true });
-
-  const url = `${client.baseUrl}${call.route}/${encodeURIComponent(client.instance)}`;
-  const headers: Record<string, string> = { apikey: client.apiKey, accept: 'application/json' };
-  if (call.body !== undefined) headers['content-type'] = 'application/json';
-
-  try {
-    const response = await client.fetch(url, {
-      method: call.method,
-      headers,
-      body: call.body === undefined ? undefined : JSON.stringify(call.body),
-      signal: controller.signal,
-    });
-    // Reading the body is part of the call: a reset here still leaves the outcome unknown.
-    const text = await response.text();
-    let json: unknown;
-    if (text.length > 0) {
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-    }
-    return { status: response.status, headers: response.headers, json, text, route };
-  } catch (error) {
-    if (timedOut) {
-      throw new TransportError(unknownOutcome, `${where}: no answer within ${call.timeoutMs} ms${call.operation === 'send' ? '; the message may have been sent' : ''}`, {
-        providerCode: 'timeout',
-        cause: error,
-      });
-    }
-    if (caller?.aborted) throw caller.reason;
-    const code = errorCode(error);
-    const kind = code && BEFORE_REQUEST_LEFT.has(code) ? 'transient' : unknownOutcome;
-    throw new TransportError(kind, `${where}: network error${code ? ` ${code}` : ''} (${describe(error)})`, { providerCode: code, cause: error });
-  } finally {
-    clearTimeout(timer);
-    caller?.removeEventListener('abort', onAbort);
-  }
+  const answer = await httpRequest({
+    url: `${client.baseUrl}${call.route}/${encodeURIComponent(client.instance)}`,
+    method: call.method,
+    headers: { apikey: client.apiKey },
+    body: call.body,
+    timeoutMs: call.timeoutMs,
+    signal: call.signal,
+    sends: call.operation === 'send',
+    where: `[evolution] ${client.instance} ${route}`,
+    fetch: client.fetch,
+  });
+  return { ...answer, route };
 }

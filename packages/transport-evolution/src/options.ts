@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError, type OutboundMessage } from '@disparo/core/transport';
+import { clockOption, type OutboundMessage } from '@disparo/core/transport';
 import type { FetchLike } from './http.js';
 import { DEFAULT_SECRET_HEADER } from './webhook-set.js';
 
@@ -56,17 +56,11 @@ export const optionsSchema = connectionSchema
     storesMessages: z.boolean().default(false),
     /** How far either side of the attempt `lookup` searches, for clock skew between us and Evolution. */
     lookupSkewMs: z.number().int().min(0).default(120_000),
-    /** Clock for webhook `at` times and JWT expiry; defaults to Date.now. */
-    now: fn<() => number>('a function returning epoch ms').optional(),
+    /** Clock for webhook `at` times and JWT expiry (any `Clock`: systemClock, VirtualClock); defaults to the system clock. */
+    clock: clockOption.optional(),
   })
   .strict();
 
 export type EvolutionConnectionOptions = z.input<typeof connectionSchema>;
 export type EvolutionTransportOptions = z.input<typeof optionsSchema>;
 export type ResolvedOptions = z.output<typeof optionsSchema>;
-
-export function parseOptions<T extends z.ZodType>(schema: T, input: unknown, what: string): z.output<T> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw ValidationError.fromZod(what, parsed.error);
-  return parsed.data;
-}

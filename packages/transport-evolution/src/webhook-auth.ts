@@ -1,7 +1,9 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { WebhookError } from '@disparo/core/transport';
 
-export type WebhookHeaders = Record<string, string | string[] | undefined>;
+import { headerValue, type WebhookHeaders } from '@disparo/core/transport';
+
+export { headerValue, type WebhookHeaders };
 
 export interface WebhookAuthOptions {
   /** Static shared secret Evolution sends in `headerName` (set as a custom webhook header). */
@@ -24,18 +26,6 @@ function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
-/** A header by case-insensitive name; the first value of a repeated header. */
-export function headerValue(headers: WebhookHeaders | Headers | undefined, name: string): string | undefined {
-  if (!headers) return undefined;
-  if (typeof (headers as Headers).get === 'function') return (headers as Headers).get(name) ?? undefined;
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers as WebhookHeaders)) {
-    if (key.toLowerCase() !== wanted) continue;
-    const first = Array.isArray(value) ? value[0] : value;
-    if (typeof first === 'string') return first;
-  }
-  return undefined;
-}
 
 const base64url = (input: Buffer | string) => Buffer.from(input).toString('base64url');
 

@@ -20,7 +20,7 @@ const JWT_KEY = 'replace-with-shared-secret';
 const ID = '3EB0A1B2C3D4E5F6A7B8C9';
 
 function transport(webhook: Parameters<typeof createEvolutionTransport>[0]['webhook'] = { jwtKey: JWT_KEY }): EvolutionTransport {
-  return createEvolutionTransport({ baseUrl: 'http://127.0.0.1:9', apiKey: 'k', instance: 'campaign-01', webhook, now: () => NOW });
+  return createEvolutionTransport({ baseUrl: 'http://127.0.0.1:9', apiKey: 'k', instance: 'campaign-01', webhook, clock: { now: () => NOW } });
 }
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const signed = () => bearer(createEvolutionWebhookJwt(JWT_KEY, { now: NOW }));

@@ -47,6 +47,8 @@ export interface RecordedRequest {
   route: Route | undefined;
   headers: IncomingHttpHeaders;
   body: unknown;
+  /** When the request arrived (epoch ms, this process's clock): pacing is measured here, where the provider sees it. */
+  at: number;
 }
 
 export interface StoredMessage {
@@ -240,7 +242,7 @@ export class FakeEvolution {
     const url = new URL(req.url ?? '/', 'http://fake');
     const m = /^\/(message|chat|instance|webhook)\/([A-Za-z]+)\/([^/]+)$/.exec(url.pathname);
     const route = m ? ROUTES[`${method} /${m[1]}/${m[2]}`] : undefined;
-    this.requests.push({ method, path: url.pathname, route, headers: req.headers, body: json });
+    this.requests.push({ method, path: url.pathname, route, headers: req.headers, body: json, at: Date.now() });
 
     if (!route || !m) return this.write(res, { status: 404, body: envelope(404, [`Cannot ${method} ${req.url}`]) });
     const scripted = this.take(route);

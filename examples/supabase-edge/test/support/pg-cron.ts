@@ -118,6 +118,30 @@ return request_id
 $py$;
 `;
 
+/**
+ * Supabase Vault's read side, as the jobs use it: `vault.create_secret(secret, name)` and the
+ * `vault.decrypted_secrets` view with `name` and `decrypted_secret`. A stand-in (supabase_vault is not
+ * packaged for Debian): it keeps the secrets in clear, in a throw-away test database.
+ */
+export const VAULT_STAND_IN_SQL = `
+CREATE SCHEMA vault;
+CREATE TABLE vault.secrets (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  name text UNIQUE,
+  description text NOT NULL DEFAULT '',
+  secret text NOT NULL,
+  key_id uuid,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE VIEW vault.decrypted_secrets AS
+  SELECT id, name, description, secret, secret AS decrypted_secret, key_id, created_at, updated_at FROM vault.secrets;
+CREATE FUNCTION vault.create_secret(new_secret text, new_name text DEFAULT NULL, new_description text DEFAULT '', new_key_id uuid DEFAULT NULL)
+RETURNS uuid LANGUAGE sql AS $$
+  INSERT INTO vault.secrets (secret, name, description, key_id) VALUES (new_secret, new_name, new_description, new_key_id) RETURNING id
+$$;
+`;
+
 const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const srv = createServer();

@@ -1,11 +1,12 @@
--- StateStore.cleanup: delete finished (completed, cancelled, failed) campaigns whose `finished_at` is
--- before `p_older_than`, with their rows, batch records and counter shards.
+-- StateStore.cleanup: delete finished campaigns whose `finished_at` is before `p_older_than`, with their
+-- rows, batch records and counter shards. Only a finished campaign has a `finished_at` (set by
+-- transition_campaign when core's isFinished says so), so no list of statuses lives here.
 -- Returns {"campaigns": n, "recipients": n}.
 CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.cleanup(p_older_than bigint)
 RETURNS jsonb
 LANGUAGE sql AS $$
   WITH c AS (
-    DELETE FROM :DISPARO_SCHEMA.campaigns WHERE status IN ('completed', 'cancelled', 'failed') AND finished_at < p_older_than RETURNING id
+    DELETE FROM :DISPARO_SCHEMA.campaigns WHERE finished_at < p_older_than RETURNING id
   ), r AS (
     DELETE FROM :DISPARO_SCHEMA.recipients WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
   ), b AS (

@@ -65,6 +65,12 @@ export interface PostgrestOptions {
   basePath?: string;
   /** db-pool: connections to the database. PostgREST's default is 10. */
   poolSize?: number;
+  /**
+   * db-max-rows: at most this many rows of a table or of a set-returning function's result are sent
+   * (a LIMIT on the outer query: the function itself runs to the end). Supabase's default is 1000
+   * (Project Settings > Data API > Max rows); PostgREST's own default is no limit.
+   */
+  maxRows?: number;
   port?: number;
 }
 
@@ -240,7 +246,13 @@ function chooseRoutine(schema: string, name: string, routines: Routine[], keys: 
 }
 
 /** The SQL of a call, shaped like PostgREST's (src/PostgREST/Query/QueryBuilder.hs, callPlanToQuery). */
-function callSql(schema: string, name: string, r: Routine, args: { kind: 'json-keys'; keys: string[] } | { kind: 'single-json' } | { kind: 'query'; keys: string[] }): string {
+function callSql(
+  schema: string,
+  name: string,
+  r: Routine,
+  args: { kind: 'json-keys'; keys: string[] } | { kind: 'single-json' } | { kind: 'query'; keys: string[] },
+  maxRows: number | undefined,
+): string {
   const fn = `${ident(schema)}.${ident(name)}`;
   const scalar = !r.composite;
   const call = (argSql: string) => (scalar ? `(SELECT ${fn}(${argSql}) pgrst_scalar) pgrst_call` : `${fn}(${argSql}) pgrst_call`);
@@ -273,9 +285,12 @@ function callSql(schema: string, name: string, r: Routine, args: { kind: 'json-k
     `WITH pgrst_source AS (SELECT ${select} FROM ${from}) ` +
     `SELECT pg_catalog.count(_postgrest_t) AS page_total, ${r.isVoid ? 'NULL' : body}::text AS body, ` +
     `nullif(current_setting('response.status', true), '') AS response_status ` +
-    `FROM (SELECT * FROM pgrst_source) _postgrest_t`
+    `FROM (SELECT * FROM pgrst_source${r.setof ? limitRows(maxRows) : ''}) _postgrest_t`
   );
 }
+
+/** PostgREST's db-max-rows as the LIMIT of the outer query (src/PostgREST/Query/SqlFragment.hs, limitOffsetF). */
+const limitRows = (maxRows: number | undefined) => (maxRows === undefined ? '' : ` LIMIT ${Math.floor(maxRows)}`);
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -496,10 +511,10 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
         isVoid = routine.isVoid;
         const single = method === 'POST' && !routine.params.some((p) => keys.includes(p.name)) && routine.params.length === 1 && routine.params[0]!.name === '';
         if (method === 'POST') {
-          sql = callSql(schema, target.name, routine, single ? { kind: 'single-json' } : { kind: 'json-keys', keys });
+          sql = callSql(schema, target.name, routine, single ? { kind: 'single-json' } : { kind: 'json-keys', keys }, options.maxRows);
           values = single || keys.length > 0 ? [json] : [];
         } else {
-          sql = callSql(schema, target.name, routine, { kind: 'query', keys });
+          sql = callSql(schema, target.name, routine, { kind: 'query', keys }, options.maxRows);
           values = query.map(([, v]) => v);
         }
       } else {
@@ -510,7 +525,7 @@ export async function startPostgrest(options: PostgrestOptions): Promise<Running
         sql =
           `WITH pgrst_source AS (SELECT ${rel}.* FROM ${rel}) ` +
           `SELECT pg_catalog.count(_postgrest_t) AS page_total, coalesce(json_agg(_postgrest_t), '[]')::text AS body, ` +
-          `nullif(current_setting('response.status', true), '') AS response_status FROM (SELECT * FROM pgrst_source) _postgrest_t`;
+          `nullif(current_setting('response.status', true), '') AS response_status FROM (SELECT * FROM pgrst_source${limitRows(options.maxRows)}) _postgrest_t`;
         values = [];
       }
 

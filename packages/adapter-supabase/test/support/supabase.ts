@@ -35,16 +35,20 @@ export interface TestSupabaseOptions {
   schemas?: string[];
   /** SQL run as the database owner after the roles exist and before PostgREST starts (migrations, fixtures). */
   setupSql?: string;
+  /** PostgREST's db-max-rows (Supabase's "Max rows", 1000 by default there); none by default here. */
+  maxRows?: number;
+  /** An existing database to use instead of a new one on the test run's server (e.g. a pg_cron cluster). */
+  databaseUrl?: string;
 }
 
 export async function startTestSupabase(name: string, options: TestSupabaseOptions = {}): Promise<TestSupabase> {
-  const databaseUrl = await testDatabase(name);
+  const databaseUrl = options.databaseUrl ?? (await testDatabase(name));
   const { authenticatorUrl } = await installSupabaseRoles(databaseUrl);
   const owner = new pg.Pool({ connectionString: databaseUrl, max: 4 });
   if (options.setupSql) await owner.query(options.setupSql);
   const jwtSecret = randomJwtSecret();
   const { anonKey, serviceKey } = supabaseKeys(jwtSecret);
-  const postgrest = await startPostgrest({ authenticatorUrl, jwtSecret, schemas: options.schemas ?? ['public'], apiKeys: [anonKey, serviceKey] });
+  const postgrest = await startPostgrest({ authenticatorUrl, jwtSecret, schemas: options.schemas ?? ['public'], apiKeys: [anonKey, serviceKey], ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}) });
   return {
     url: postgrest.url,
     anonKey,

@@ -1,4 +1,4 @@
-import type { AccountRuntime } from '../context.js';
+import type { AccountRuntime, EngineContext } from '../context.js';
 import type { AccountRecord, Campaign, Recipient } from '../domain/types.js';
 import { writeAhead, type PlannedSend } from '../pacing/plan.js';
 import type { Grant } from '../rules/slots.js';
@@ -7,11 +7,10 @@ import type { OutboundMessage } from '../transport/contract.js';
 import { backOffAccount, markAccountLost } from './account-health.js';
 import { autoPause } from './batches.js';
 import { decideAfterFailure } from './decide.js';
-import type { Dispatcher } from './dispatcher.js';
 import { recordOptOut } from './opt-out.js';
 import type { RecipientQueue } from './queue.js';
-import { PendingOutcomes } from './recorder.js';
-import { textFor } from './render.js';
+import { PendingOutcomes, type Recorder } from './recorder.js';
+import { textFor, type TemplateCache } from './render.js';
 import { idempotencyKey, sendOnce, type SendAttempt } from './send.js';
 
 /** Bounds of one tick: step mode's deadline (no new wait may end after it) and the stop signal. */
@@ -22,6 +21,13 @@ export interface TickLimits {
 
 /** Why an account's sender stopped before the queue ran dry. */
 export type SenderStop = { kind: 'account_gone' } | { kind: 'deferred'; retryAt: number } | { kind: 'halted' };
+
+/** What a sender works with, from the dispatcher that runs it. */
+export interface SenderRoom {
+  readonly ctx: EngineContext;
+  readonly recorder: Recorder;
+  readonly templates: TemplateCache;
+}
 
 /** How often a sender asks again while the account's window is full (another worker's send is on the wire). */
 const IN_FLIGHT_POLL_MS = 100;
@@ -46,7 +52,7 @@ export abstract class AccountSender {
   private probed = false;
 
   constructor(
-    protected readonly d: Dispatcher,
+    protected readonly d: SenderRoom,
     protected readonly campaign: Campaign,
     protected readonly account: AccountRuntime,
     protected readonly record: AccountRecord,

@@ -77,6 +77,20 @@ function offsetAt(at: number, timeZone: string): number {
  * a wall time skipped by a spring-forward gives the first minute after the gap.
  */
 export function zonedInstant(date: LocalDate, minutes: number, timeZone: string): number {
+  // Asked again on every poll of a closed window: the answer never changes, so it is kept.
+  const key = `${timeZone}|${date.year}-${date.month}-${date.day}|${minutes}`;
+  let at = instants.get(key);
+  if (at === undefined) {
+    if (instants.size >= 4_096) instants.clear();
+    at = computeZonedInstant(date, minutes, timeZone);
+    instants.set(key, at);
+  }
+  return at;
+}
+
+const instants = new Map<string, number>();
+
+function computeZonedInstant(date: LocalDate, minutes: number, timeZone: string): number {
   const wall = Date.UTC(date.year, date.month - 1, date.day) + minutes * MINUTE;
   const first = wall - offsetAt(wall, timeZone);
   const second = wall - offsetAt(first, timeZone);

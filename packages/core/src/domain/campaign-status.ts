@@ -5,11 +5,10 @@ import type { CampaignStatus } from './types.js';
 export const CAMPAIGN_TRANSITIONS: Readonly<Record<CampaignStatus, readonly CampaignStatus[]>> = {
   draft: ['scheduled', 'running', 'cancelled'],
   scheduled: ['running', 'paused', 'cancelled'],
-  running: ['paused', 'completed', 'cancelled', 'failed'],
+  running: ['paused', 'completed', 'cancelled'],
   paused: ['running', 'scheduled', 'cancelled'],
   completed: [],
   cancelled: [],
-  failed: [],
 };
 
 export function canTransition(from: CampaignStatus, to: CampaignStatus): boolean {
@@ -25,4 +24,5 @@ export function assertTransition(campaignId: string, from: CampaignStatus, to: C
   if (!canTransition(from, to)) throw new InvalidTransitionError(campaignId, from, to);
 }
 
-export const isFinished = (s: CampaignStatus): boolean => s === 'completed' || s === 'cancelled' || s === 'failed';
+/** A campaign that will never send again (only these carry a `finishedAt`, which `cleanup` reads). */
+export const isFinished = (s: CampaignStatus): boolean => s === 'completed' || s === 'cancelled';

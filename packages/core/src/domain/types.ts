@@ -3,7 +3,7 @@
  * (numbers), so records are plain JSON and every store maps them the same way.
  */
 
-export const CAMPAIGN_STATUSES = ['draft', 'scheduled', 'running', 'paused', 'completed', 'cancelled', 'failed'] as const;
+export const CAMPAIGN_STATUSES = ['draft', 'scheduled', 'running', 'paused', 'completed', 'cancelled'] as const;
 export type CampaignStatus = (typeof CAMPAIGN_STATUSES)[number];
 
 export const PAUSE_REASONS = ['manual', 'no_accounts', 'send_window', 'daily_cap', 'error_threshold'] as const;
@@ -15,7 +15,8 @@ export type RecipientStatus = (typeof RECIPIENT_STATUSES)[number];
 /** Statuses a recipient never leaves by sending (delivery receipts may still move sent -> delivered -> read). */
 export const TERMINAL_STATUSES: readonly RecipientStatus[] = ['sent', 'delivered', 'read', 'failed', 'skipped', 'unknown'];
 
-export const SKIP_REASONS = ['duplicate', 'invalid_number', 'opted_out', 'not_on_whatsapp', 'template_error', 'frequency_capped'] as const;
+/** Why a stored recipient was skipped. (Duplicates and invalid numbers are counted at import and never stored.) */
+export const SKIP_REASONS = ['opted_out', 'not_on_whatsapp', 'template_error', 'frequency_capped'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 export type InDoubtPolicy = 'at-most-once' | 'at-least-once';

@@ -1,24 +1,24 @@
 import { startTimer, type Clock } from '../clock.js';
 import type { AccountRuntime, EngineContext } from '../context.js';
-import { ValidationError } from '../errors.js';
+import { ValidationError, validate } from '../errors.js';
 import type { AccountRecord, ConnectionState } from '../domain/types.js';
 import { FifoTurn } from '../dispatch/turn.js';
 import { Throttle } from '../pacing/throttle.js';
 import type { TransportEvent } from '../transport/contract.js';
 import type { AccountConfig } from './options.js';
-import { idSchema, pacingSchema, parse } from './schemas.js';
+import { idSchema, pacingSchema } from './schemas.js';
 
 /** How long `ready()` waits for a transport's connection state before keeping the stored one. */
 const CONNECTION_CHECK_MS = 5_000;
 
 /** Check an account's config and add it to this engine's registry (its pacing is stored at `ready()`). */
 export function registerAccount(ctx: EngineContext, account: AccountConfig, path: string): AccountRuntime {
-  const id = parse(idSchema, account?.id, 'account id', `${path}.id`);
+  const id = validate(idSchema, account?.id, 'account id', `${path}.id`);
   if (!account.transport || typeof account.transport.send !== 'function') {
     throw new ValidationError(`Invalid ${path}.transport: must be a Transport with a send() method`, [{ path: `${path}.transport`, message: 'must be a Transport' }]);
   }
   if (ctx.accounts.has(id)) throw new ValidationError(`Account "${id}" is already registered on this engine`, [{ path: `${path}.id`, message: 'duplicate account id' }]);
-  const pacing = parse(pacingSchema, account.pacing, `pacing of account "${id}"`, `${path}.pacing`);
+  const pacing = validate(pacingSchema, account.pacing, `pacing of account "${id}"`, `${path}.pacing`);
   const runtime: AccountRuntime = { id, transport: account.transport, pacing, turn: new FifoTurn(), throttle: new Throttle(), lostAt: 0, unsubscribe: null, events: Promise.resolve() };
   ctx.accounts.set(id, runtime);
   return runtime;

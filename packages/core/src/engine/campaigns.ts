@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { EngineContext } from '../context.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, NotFoundError, ValidationError, validate } from '../errors.js';
 import { assertTransition } from '../domain/campaign-status.js';
 import { compileTemplate, pickTemplate } from '../domain/template.js';
 import type { Campaign, CampaignStatus, PauseReason } from '../domain/types.js';
-import { createCampaignSchema, idSchema, parse, toSettings, type CreateCampaignInput } from './schemas.js';
+import { createCampaignSchema, idSchema, toSettings, type CreateCampaignInput } from './schemas.js';
 
 /** Campaign administration: create, read, and the status changes a person asks for. Works from any process. */
 
 export async function createCampaign(ctx: EngineContext, input: CreateCampaignInput): Promise<Campaign> {
-  const v = parse(createCampaignSchema, input, 'campaign');
+  const v = validate(createCampaignSchema, input, 'campaign');
   const now = ctx.clock.now();
   if (v.scheduledAt != null && !Number.isFinite(v.scheduledAt)) {
     throw new ValidationError('Invalid campaign: scheduledAt: not a valid date', [{ path: 'scheduledAt', message: 'not a valid date' }]);
@@ -46,7 +46,7 @@ async function assertKnownAccounts(ctx: EngineContext, ids: string[]): Promise<v
 }
 
 export async function getCampaign(ctx: EngineContext, id: string): Promise<Campaign> {
-  parse(idSchema, id, 'campaign id', 'campaignId');
+  validate(idSchema, id, 'campaign id', 'campaignId');
   const campaign = await ctx.store.getCampaign(id);
   if (!campaign) throw new NotFoundError('campaign', id);
   return campaign;
@@ -54,7 +54,7 @@ export async function getCampaign(ctx: EngineContext, id: string): Promise<Campa
 
 /** Start now (from draft, scheduled or paused). Refuses an audience that would be skipped whole (see `assertSomeoneRenders`). */
 export async function startCampaign(ctx: EngineContext, campaignId: string, options: { allowAllSkipped?: boolean } = {}): Promise<{ campaign: Campaign; resumed: boolean }> {
-  const o = parse(z.object({ allowAllSkipped: z.boolean().default(false) }).strict(), options, 'start options');
+  const o = validate(z.object({ allowAllSkipped: z.boolean().default(false) }).strict(), options, 'start options');
   const campaign = await getCampaign(ctx, campaignId);
   assertTransition(campaignId, campaign.status, 'running');
   if (campaign.counters.total === 0) {
@@ -66,7 +66,7 @@ export async function startCampaign(ctx: EngineContext, campaignId: string, opti
 }
 
 export async function scheduleCampaign(ctx: EngineContext, campaignId: string, at: Date | number | string): Promise<Campaign> {
-  const when = parse(z.union([z.date(), z.number().int().nonnegative(), z.iso.datetime({ offset: true })]), at, 'schedule time', 'at');
+  const when = validate(z.union([z.date(), z.number().int().nonnegative(), z.iso.datetime({ offset: true })]), at, 'schedule time', 'at');
   const ms = when instanceof Date ? when.getTime() : typeof when === 'string' ? Date.parse(when) : when;
   const campaign = await getCampaign(ctx, campaignId);
   assertTransition(campaignId, campaign.status, 'scheduled');

@@ -3,7 +3,7 @@ import { EventEmitter } from 'eventemitter3';
 import { z } from 'zod';
 import { systemClock, type Clock } from '../clock.js';
 import type { EngineContext } from '../context.js';
-import { ConflictError, NotFoundError, ShutdownError, ValidationError } from '../errors.js';
+import { ConflictError, NotFoundError, ShutdownError, ValidationError, validate } from '../errors.js';
 import { defaultLogger, toLog, type EngineEventArgs, type EngineEvents } from '../events.js';
 import type { Campaign, CampaignStatus } from '../domain/types.js';
 import type { StateStore, StatusUpdate, StatusUpdateResult } from '../store/contract.js';
@@ -18,7 +18,7 @@ import { testSend, type TestSendResult } from './preview.js';
 import { recover } from './recovery.js';
 import { listStuckCampaigns, pacingReport, progress, type AccountReport, type Progress } from './reports.js';
 import { Runner } from './runner.js';
-import { parse, type CreateCampaignInput, type RecipientInput, type StepOptions } from './schemas.js';
+import { type CreateCampaignInput, type RecipientInput, type StepOptions } from './schemas.js';
 import { step, type StepResult } from './step.js';
 
 /**
@@ -241,7 +241,7 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /** Delete finished campaigns (and their recipients) older than `olderThan`. */
   async cleanup(options: { olderThan: Date | number }): Promise<{ campaigns: number; recipients: number }> {
-    const o = parse(z.object({ olderThan: z.union([z.date(), z.number().int().nonnegative()]) }), options, 'cleanup options');
+    const o = validate(z.object({ olderThan: z.union([z.date(), z.number().int().nonnegative()]) }), options, 'cleanup options');
     return this.store.cleanup(o.olderThan instanceof Date ? o.olderThan.getTime() : o.olderThan);
   }
 

@@ -1,13 +1,13 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { EngineContext } from '../context.js';
-import { ConflictError, ValidationError } from '../errors.js';
+import { ConflictError, ValidationError, validate } from '../errors.js';
 import { isFinished } from '../domain/campaign-status.js';
 import { normalizePhone } from '../domain/phone.js';
 import { compileTemplate, pickTemplate } from '../domain/template.js';
 import type { Campaign } from '../domain/types.js';
 import type { NewRecipient } from '../store/contract.js';
 import { getCampaign } from './campaigns.js';
-import { parse, recipientInputSchema, type RecipientInput } from './schemas.js';
+import { recipientInputSchema, type RecipientInput } from './schemas.js';
 
 export interface ImportResult {
   /** Items read from the source. */
@@ -46,7 +46,7 @@ export async function importRecipients(
   }
   const chunkSize = options.chunkSize ?? 5_000;
   const country = (options.defaultCountry ?? ctx.options.defaultCountry) as CountryCode;
-  const parsed = Array.isArray(source) ? source.map((item, i) => parse(recipientInputSchema, item, 'recipient', `recipients.${i}`)) : null;
+  const parsed = Array.isArray(source) ? source.map((item, i) => validate(recipientInputSchema, item, 'recipient', `recipients.${i}`)) : null;
   const result = emptyResult();
   const coverage = variableCoverage(campaign, result.missingVariables);
   let chunk: NewRecipient[] = [];
@@ -83,7 +83,7 @@ export async function importRecipients(
     if (parsed) for (const item of parsed) await take(item);
     else {
       let index = 0;
-      for await (const raw of source as AsyncIterable<RecipientInput>) await take(parse(recipientInputSchema, raw, 'recipient', `recipients.${index++}`));
+      for await (const raw of source as AsyncIterable<RecipientInput>) await take(validate(recipientInputSchema, raw, 'recipient', `recipients.${index++}`));
     }
   } catch (error) {
     // A bad item or a failing source: the chunk already on its way still lands before we report.

@@ -1,13 +1,12 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import type { EngineContext } from '../context.js';
-import { ValidationError } from '../errors.js';
+import { ValidationError, validate } from '../errors.js';
 import { normalizePhone } from '../domain/phone.js';
 import { recordOptOut } from '../dispatch/opt-out.js';
 import type { StatusUpdate, StatusUpdateResult } from '../store/contract.js';
 import type { TransportEvent } from '../transport/contract.js';
 import { foldKeyword } from './options.js';
-import { parse } from './schemas.js';
 
 /** What reaches the engine from outside a send's reply: receipts, inbound replies, opt-outs. */
 
@@ -23,7 +22,7 @@ const statusUpdatesSchema = z.array(
 
 /** Apply provider receipts (bulk, idempotent, monotonic: `DELIVERY_TRANSITIONS`). */
 export async function applyStatusUpdates(ctx: EngineContext, updates: StatusUpdate[]): Promise<StatusUpdateResult> {
-  const list = parse(statusUpdatesSchema, updates, 'status updates', 'updates');
+  const list = validate(statusUpdatesSchema, updates, 'status updates', 'updates');
   const result = await ctx.store.applyStatusUpdates(list, ctx.clock.now());
   for (const change of result.changed) ctx.emit('message:status', change);
   return result;
@@ -42,7 +41,7 @@ export async function inboundReply(ctx: EngineContext, accountId: string, event:
 
 /** Opt contacts out: they are never sent to again, and their pending sends in every campaign are skipped. */
 export async function optOut(ctx: EngineContext, phones: Array<string | number>, options: { reason?: string; source?: 'api' | 'inbound' } = {}): Promise<{ added: number; cancelled: number }> {
-  const list = parse(z.array(z.union([z.string(), z.number()])).min(1), phones, 'opt-out phones', 'phones');
+  const list = validate(z.array(z.union([z.string(), z.number()])).min(1), phones, 'opt-out phones', 'phones');
   const normalised = list.map((p, i) => {
     const phone = normalizePhone(p, ctx.options.defaultCountry as CountryCode);
     if (phone === null) throw new ValidationError(`Invalid opt-out phones: phones.${i}: "${p}" is not a valid phone number`, [{ path: `phones.${i}`, message: 'not a valid phone number' }]);

@@ -1,3 +1,4 @@
+import { validate } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
@@ -6,7 +7,7 @@ import type { ResolvedEngineOptions } from '../context.js';
 import type { Logger } from '../events.js';
 import type { StateStore } from '../store/contract.js';
 import type { Transport } from '../transport/contract.js';
-import { idSchema, parse, type PacingInput } from './schemas.js';
+import { idSchema, type PacingInput } from './schemas.js';
 
 export interface AccountConfig {
   /** Your name for this sender (one WhatsApp number / provider instance). */
@@ -95,7 +96,7 @@ export interface ParsedEngineOptions {
 
 /** Validate the engine's options (a ValidationError names the field) and fill in the defaults. */
 export function parseEngineOptions(options: EngineOptions): ParsedEngineOptions {
-  const o = parse(optionsSchema, options, 'engine options');
+  const o = validate(optionsSchema, options, 'engine options');
   return {
     store: o.store as StateStore,
     clock: o.clock as Clock | undefined,

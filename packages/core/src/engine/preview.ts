@@ -1,12 +1,12 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import type { EngineContext } from '../context.js';
-import { ConflictError, ValidationError } from '../errors.js';
+import { ConflictError, ValidationError, validate } from '../errors.js';
 import { normalizePhone } from '../domain/phone.js';
 import { compileTemplate, pickTemplate, renderTemplate } from '../domain/template.js';
 import { isUsable } from '../rules/accounts.js';
 import { getCampaign } from './campaigns.js';
-import { parse, recipientInputSchema } from './schemas.js';
+import { recipientInputSchema } from './schemas.js';
 
 export interface TestSendResult {
   phone: string;
@@ -25,7 +25,7 @@ export async function testSend(
   to: Array<{ phone: string | number; vars?: Record<string, string | number | boolean | null> }>,
 ): Promise<TestSendResult[]> {
   const campaign = await getCampaign(ctx, campaignId);
-  const list = parse(z.array(recipientInputSchema).min(1).max(20), to, 'test recipients', 'to');
+  const list = validate(z.array(recipientInputSchema).min(1).max(20), to, 'test recipients', 'to');
   const now = ctx.clock.now();
   const records = await ctx.store.listAccounts(campaign.accountIds);
   const account = records

@@ -1,10 +1,10 @@
+import { validate } from '../errors.js';
 import { z } from 'zod';
 import type { EngineContext } from '../context.js';
 import { capWindows, isDailyCapped } from '../domain/calendar.js';
 import type { BatchRecord, Campaign, CampaignStatus, PauseReason, RecipientCounters } from '../domain/types.js';
 import { getCampaign } from './campaigns.js';
 import type { ImportResult } from './import.js';
-import { parse } from './schemas.js';
 
 export interface Progress {
   campaignId: string;
@@ -75,7 +75,7 @@ export async function progress(ctx: EngineContext, campaignId: string): Promise<
 
 /** Running campaigns with work left that processed nothing for `idleMs` (default 10 min): a dead worker pool, a stuck account. */
 export async function listStuckCampaigns(ctx: EngineContext, options: { idleMs?: number } = {}): Promise<Array<{ campaign: Campaign; idleMs: number; remaining: number }>> {
-  const idleMs = parse(z.number().int().positive().default(10 * 60_000), options.idleMs, 'idleMs', 'idleMs');
+  const idleMs = validate(z.number().int().positive().default(10 * 60_000), options.idleMs, 'idleMs', 'idleMs');
   const now = ctx.clock.now();
   const stuck = [];
   for (const c of await ctx.store.listCampaigns({ status: ['running'] })) {
@@ -88,7 +88,7 @@ export async function listStuckCampaigns(ctx: EngineContext, options: { idleMs?:
 
 /** Per account: realised gaps between sends (min, median, p95) over a window, caps, state. */
 export async function pacingReport(ctx: EngineContext, options: { sinceMs?: number } = {}): Promise<AccountReport[]> {
-  const sinceMs = parse(z.number().int().positive().default(24 * 3_600_000), options.sinceMs, 'sinceMs', 'sinceMs');
+  const sinceMs = validate(z.number().int().positive().default(24 * 3_600_000), options.sinceMs, 'sinceMs', 'sinceMs');
   const { store, clock } = ctx;
   const now = clock.now();
   const reports: AccountReport[] = [];

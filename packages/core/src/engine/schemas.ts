@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { ValidationError } from '../errors.js';
 import { compileTemplate, MAX_TEXT_LENGTH, TemplateSyntaxError } from '../domain/template.js';
 import type { CampaignSettings, Pacing, SendWindow } from '../domain/types.js';
 
@@ -124,17 +123,41 @@ export function toSettings(v: z.output<typeof createCampaignSchema>): CampaignSe
   };
 }
 
+const varValue = z.union([text(), z.number(), z.boolean(), z.null()]);
+
+/**
+ * A recipient's variables: name -> text (numbers and booleans become text, null is absent). Read as
+ * own properties, whatever the names: `__proto__` or `constructor` are plain variables here (a record
+ * schema would drop an own `__proto__` key, or set the prototype with it).
+ */
+const varsSchema = z
+  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'must be an object of variable name -> text')
+  .optional()
+  .transform((vars, ctx) => {
+    const out: Record<string, string> = {};
+    if (!vars) return out;
+    for (const [name, value] of Object.entries(vars)) {
+      if (name.includes('\u0000')) {
+        ctx.addIssue({ code: 'custom', message: NUL_MESSAGE, path: [name] });
+        continue;
+      }
+      if (value !== null && !['string', 'number', 'boolean'].includes(typeof value)) {
+        ctx.addIssue({ code: 'custom', message: `must be text, a number, a boolean or null (got ${Array.isArray(value) ? 'an array' : typeof value})`, path: [name] });
+        continue;
+      }
+      const parsed = varValue.safeParse(value);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: [name, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))] });
+        continue;
+      }
+      if (parsed.data !== null) Object.defineProperty(out, name, { value: String(parsed.data), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  });
+
 export const recipientInputSchema = z.object({
   phone: z.union([z.string(), z.number()]),
-  vars: z
-    .record(text(), z.union([text(), z.number(), z.boolean(), z.null()]))
-    .optional()
-    .transform((vars) => {
-      // Own properties only, whatever the names (`__proto__` is a plain variable here).
-      const out: Record<string, string> = {};
-      if (vars) for (const [k, v] of Object.entries(vars)) if (v !== null) Object.defineProperty(out, k, { value: String(v), enumerable: true, writable: true, configurable: true });
-      return out;
-    }),
+  vars: varsSchema,
 });
 
 export type RecipientInput = z.input<typeof recipientInputSchema>;
@@ -177,12 +200,6 @@ export const stepOptionsSchema = z
   .default({ maxBatches: 1, budgetMs: 25_000 });
 
 export type StepOptions = z.input<typeof stepOptionsSchema>;
-
-export function parse<S extends z.ZodType>(schema: S, value: unknown, what: string, prefix = ''): z.output<S> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw ValidationError.fromZod(what, result.error, prefix);
-  return result.data;
-}
 
 function isTimeZone(tz: string): boolean {
   try {

@@ -1,3 +1,4 @@
+import { validate } from '../errors.js';
 import { setMaxListeners } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import type { EngineContext } from '../context.js';
@@ -7,7 +8,7 @@ import { Dispatcher } from '../dispatch/dispatcher.js';
 import { getCampaign } from './campaigns.js';
 import { housekeeping } from './housekeeping.js';
 import { heartbeat, recordKept } from './runner.js';
-import { parse, stepOptionsSchema, type StepOptions } from './schemas.js';
+import { stepOptionsSchema, type StepOptions } from './schemas.js';
 
 export interface StepResult {
   /** True when there is nothing left to do: the campaign finished (or no campaign is running). */
@@ -27,7 +28,7 @@ export interface StepResult {
  * call resumes).
  */
 export async function step(ctx: EngineContext, stopSignal: AbortSignal, ready: () => Promise<void>, options: StepOptions | undefined): Promise<StepResult> {
-  const o = parse(stepOptionsSchema, options ?? {}, 'step options');
+  const o = validate(stepOptionsSchema, options ?? {}, 'step options');
   await ready();
   const { store, clock } = ctx;
   const start = clock.now();

@@ -127,7 +127,7 @@ export interface StateStore {
   listBatches(campaignId: string): Promise<BatchRecord[]>;
   /** How many recipients of the campaign reached a terminal status at or after `since`. */
   countProcessedSince(campaignId: string, since: number): Promise<number>;
-  /** Delete finished (completed/cancelled/failed) campaigns whose `finishedAt` is before `olderThan`, with their rows. */
+  /** Delete finished (completed/cancelled) campaigns whose `finishedAt` is before `olderThan`, with their rows. */
   cleanup(olderThan: number): Promise<{ campaigns: number; recipients: number }>;
 
   /**

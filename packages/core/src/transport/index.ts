@@ -4,10 +4,12 @@
  * variant, abort signals, reading message content).
  */
 export type * from './contract.js';
-export { outboundMessageSchema, messageText, isPersonMessage, longToNumber, timestampMs, dateMs, sameText, MEDIA_MESSAGE_TYPES, type CheckedOutboundMessage } from './message.js';
+export { outboundMessageSchema, outboundContentRules, checkOutbound, fileNameFromUrl, messageText, isPersonMessage, longToNumber, timestampMs, dateMs, sameText, MEDIA_MESSAGE_TYPES, type CheckedOutboundMessage } from './message.js';
 export { phoneFromJid, jidFromPhone, normalizeJid, numberVariants } from './jid.js';
 export { abortReason, throwIfAborted, raceAbort, isAbortOf } from './abort.js';
-export { TransportError, WebhookError, ValidationError, DisparoError, type AccountStopReason, type TransportErrorKind, type TransportErrorOptions } from '../errors.js';
-export { systemClock, startTimer, type Clock } from '../clock.js';
+export { headerValue, type WebhookHeaders } from './webhook.js';
+export { httpRequest, retryAfterMs, type FetchLike, type HttpAnswer, type HttpRequest } from './http.js';
+export { TransportError, WebhookError, ValidationError, DisparoError, validate, type AccountStopReason, type TransportErrorKind, type TransportErrorOptions } from '../errors.js';
+export { systemClock, startTimer, clockOption, type Clock, type NowClock } from '../clock.js';
 export type { ConnectionState, MediaSpec } from '../domain/types.js';
 export { SimulatorTransport, createSimulatorTransport, type SimulatorOptions, type SimulatorScriptedFailure, type SimulatorSendRecord } from './simulator/simulator.js';

@@ -1,4 +1,17 @@
 import { z } from 'zod';
+import { TransportError, ValidationError } from '../errors.js';
+
+/**
+ * What any WhatsApp message must carry, for every provider's outbound schema (`.superRefine` it):
+ * something to show (text, media or a provider template) and no text with audio (WhatsApp has no
+ * audio caption). Empty text is the recipient's own (their rendered text); audio with text is the
+ * campaign's media choice, so that issue names `media`.
+ */
+export function outboundContentRules(m: { text: string; media?: { type: string } | null; template?: unknown }, ctx: z.RefinementCtx): void {
+  const hasText = m.text.trim().length > 0;
+  if (!hasText && !m.media && !m.template) ctx.addIssue({ code: 'custom', message: 'text is required when there is no media', path: ['text'] });
+  if (hasText && m.media?.type === 'audio') ctx.addIssue({ code: 'custom', message: 'an audio message cannot carry text (WhatsApp has no audio caption): send the text without audio, or the audio with an empty text', path: ['media'] });
+}
 
 /**
  * The one schema of an outbound message, for transports to check what the engine (or a direct
@@ -18,10 +31,37 @@ export const outboundMessageSchema = z
       .nullish(),
     idempotencyKey: z.string().min(1),
   })
-  .refine((m) => m.media || m.text.trim().length > 0, { message: 'text is required when there is no media', path: ['text'] })
-  .refine((m) => m.media?.type !== 'audio' || m.text.trim().length === 0, { message: 'an audio message cannot carry text (WhatsApp has no audio caption)', path: ['text'] });
+  .superRefine(outboundContentRules);
 
 export type CheckedOutboundMessage = z.output<typeof outboundMessageSchema>;
+
+/** The last path segment of a media URL, decoded (a document's file name when none is given); undefined when there is none. */
+export function fileNameFromUrl(url: string): string | undefined {
+  try {
+    const last = new URL(url).pathname.split('/').filter(Boolean).pop();
+    return last ? decodeURIComponent(last) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What every recipient of a campaign shares: an invalid one fails them all alike. */
+const CAMPAIGN_WIDE_FIELDS = new Set(['media', 'template', 'idempotencyKey']);
+
+/**
+ * A transport's check of what it is asked to send, before anything leaves: the message read with
+ * `schema` (`outboundMessageSchema`, or a provider's own extension of it), or a `permanent`
+ * `TransportError` naming the field (nothing was sent). Scope `campaign` when the broken field is
+ * one every recipient shares (media, template, key): the engine pauses the campaign instead of
+ * failing recipient after recipient.
+ */
+export function checkOutbound<S extends z.ZodType>(schema: S, message: unknown, where: string): z.output<S> {
+  const checked = schema.safeParse(message);
+  if (checked.success) return checked.data;
+  const error = ValidationError.fromZod('outbound message', checked.error);
+  const campaignWide = checked.error.issues.some((i) => CAMPAIGN_WIDE_FIELDS.has(String(i.path[0])));
+  throw new TransportError('permanent', `${where}: ${error.message}`, { cause: error, scope: campaignWide ? 'campaign' : 'recipient' });
+}
 
 // ---- reading WhatsApp message content (Baileys `proto.IMessage`, also as Evolution renders it in JSON)
 

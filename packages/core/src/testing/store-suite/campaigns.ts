@@ -82,9 +82,9 @@ export function campaignsCases(s: Suite): void {
       const scheduled = await s.store.transitionCampaign('c2', { from: ['draft'], to: 'scheduled', scheduledAt: T0 + 99_000, now: T0 + 1 });
       expect(scheduled).toMatchObject({ status: 'scheduled', scheduledAt: T0 + 99_000, startedAt: null });
       await s.store.transitionCampaign('c2', { from: ['scheduled'], to: 'running', now: T0 + 2 });
-      const failed = await s.store.transitionCampaign('c2', { from: ['running'], to: 'failed', lastError: 'boom', now: T0 + 3 });
-      expect(failed).toMatchObject({ status: 'failed', lastError: 'boom', finishedAt: T0 + 3, scheduledAt: T0 + 99_000 });
-      expect(await s.raw.campaign('c2')).toEqual(failed);
+      const cancelled = await s.store.transitionCampaign('c2', { from: ['running'], to: 'cancelled', lastError: 'boom', now: T0 + 3 });
+      expect(cancelled).toMatchObject({ status: 'cancelled', lastError: 'boom', finishedAt: T0 + 3, scheduledAt: T0 + 99_000 });
+      expect(await s.raw.campaign('c2')).toEqual(cancelled);
     });
 
     it('refuses a stale or illegal transition and changes nothing', async () => {

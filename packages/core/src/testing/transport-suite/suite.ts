@@ -115,6 +115,20 @@ export function describeTransport(name: string, factory: () => Promise<Transport
       expectSendResult(await t().send(message(1)));
     });
 
+    test('a message that cannot be sent fails permanent before anything leaves: campaign-wide when the broken part is shared (media), the recipient\'s own otherwise (empty text)', async () => {
+      const before = (await received())?.length ?? 0;
+      const badMedia = await transportError(t().send({ ...message(0), media: { url: '', type: 'image' } }));
+      expect(badMedia.kind).toBe('permanent');
+      expect(badMedia.scope).toBe('campaign');
+      expect(badMedia.message).toContain('media');
+      const empty = await transportError(t().send({ ...message(1), text: '  ' }));
+      expect(empty.kind).toBe('permanent');
+      expect(empty.scope).toBe('recipient');
+      expect(empty.message).toContain('text');
+      const got = await received();
+      if (got) expect(got.length).toBe(before);
+    });
+
     test('a send whose signal is already aborted rejects with the abort reason and sends nothing', async () => {
       const before = (await received())?.length ?? 0;
       const controller = new AbortController();

@@ -4,6 +4,7 @@ import { TransportError, ValidationError, type TransportErrorKind } from '../../
 import type { ConnectionState } from '../../domain/types.js';
 import { seededRandom } from '../../random.js';
 import { raceAbort } from '../abort.js';
+import { checkOutbound, outboundMessageSchema } from '../message.js';
 import type { LookupQuery, LookupResult, NumberCheck, OutboundMessage, SendOptions, SendResult, Transport, TransportEvent, TransportEventListener } from '../contract.js';
 import { KINDS, hex8, invalidOptions, optionsSchema, type SimulatorOptions, type SimulatorScriptedFailure, type SimulatorSendRecord } from './simulator-options.js';
 
@@ -98,6 +99,7 @@ export class SimulatorTransport implements Transport {
   async send(message: OutboundMessage, options?: SendOptions): Promise<SendResult> {
     const signal = options?.signal;
     if (signal?.aborted) throw signal.reason;
+    checkOutbound(outboundMessageSchema, message, `[simulator] ${this.name}`);
     // Zero latency takes no timer at all: the engine benchmark runs through this path.
     if (this.latencySpan > 0 || this.latencyMin > 0) {
       const ms = this.latencySpan > 0 ? this.latencyMin + Math.floor(this.latencyRandom() * (this.latencySpan + 1)) : this.latencyMin;

@@ -1,0 +1,1523 @@
+-- Disparo's store on Supabase, in schema "disparo": @disparo/adapter-supabase.
+-- DO NOT EDIT: generated at build time from the SQL of @disparo/adapter-postgres (sql/*.sql for the
+-- tables, sql/functions/*.sql for the functions, one per file) by scripts/generate-migration.ts.
+--
+-- Apply with `supabase db push` (this file in supabase/migrations/) or paste it into the SQL editor.
+-- Applying it again changes nothing; a newer version applied on top adds the new tables and replaces
+-- the functions whose SQL changed. Tables and functions are recorded in schema_migrations and
+-- schema_functions, as @disparo/adapter-postgres migrate() records them.
+--
+-- Access: only the service_role key reaches the store. Every function is SECURITY DEFINER with a fixed
+-- search_path (pg_catalog, pg_temp); EXECUTE for service_role on the store's functions, for nobody
+-- on the private helpers (_*); tables have row level security on and no policy, and no privilege for
+-- anon or authenticated.
+--
+-- One step is yours: expose the schema to the Data API. Dashboard > Project Settings > Data API >
+-- Exposed schemas: add disparo. Or in SQL (keep the schemas already listed):
+--   ALTER ROLE authenticator SET pgrst.db_schemas = 'public, graphql_public, disparo';
+--   NOTIFY pgrst, 'reload config';
+-- Local development (supabase start): supabase/config.toml, [api] schemas = ["public", "graphql_public", "disparo"].
+
+CREATE SCHEMA IF NOT EXISTS "disparo";
+CREATE TABLE IF NOT EXISTS "disparo".schema_migrations (id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+
+-- A schema migrated by a newer version must not be touched by this one.
+DO $disparo$
+DECLARE v integer := (SELECT coalesce(max(id), 0) FROM "disparo".schema_migrations);
+BEGIN
+  IF v > 3 THEN
+    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 3).', 'disparo', v
+      USING HINT = 'A newer @disparo/adapter-supabase migrated it: apply that version''s migration, and upgrade the workers.';
+  END IF;
+END
+$disparo$;
+
+CREATE OR REPLACE FUNCTION pg_temp.disparo_migration(p_id integer, p_name text, p_sql text) RETURNS void LANGUAGE plpgsql AS $disparo$
+BEGIN
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('disparo.migrate:disparo'));
+  IF EXISTS (SELECT FROM "disparo".schema_migrations WHERE id = p_id) THEN RETURN; END IF;
+  EXECUTE p_sql;
+  INSERT INTO "disparo".schema_migrations (id, name) VALUES (p_id, p_name);
+END
+$disparo$;
+
+CREATE OR REPLACE FUNCTION pg_temp.disparo_function(p_name text, p_hash text, p_sql text) RETURNS void LANGUAGE plpgsql AS $disparo$
+DECLARE sig regprocedure;
+BEGIN
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('disparo.migrate:disparo'));
+  IF (SELECT hash FROM "disparo".schema_functions WHERE name = p_name) IS NOT DISTINCT FROM p_hash
+     AND EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'disparo') AND proname = p_name) THEN
+    RETURN;
+  END IF;
+  -- Bodies refer to each other: they are checked when called, not when created.
+  PERFORM pg_catalog.set_config('check_function_bodies', 'off', true);
+  FOR sig IN SELECT oid FROM pg_catalog.pg_proc WHERE pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'disparo') AND proname = p_name LOOP
+    EXECUTE format('DROP FUNCTION %s', sig);
+  END LOOP;
+  EXECUTE p_sql;
+  INSERT INTO "disparo".schema_functions (name, hash) VALUES (p_name, p_hash)
+    ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, applied_at = now();
+END
+$disparo$;
+
+CREATE OR REPLACE FUNCTION pg_temp.disparo_lock_down(p_shipped text[]) RETURNS void LANGUAGE plpgsql AS $disparo$
+DECLARE f record;
+BEGIN
+  PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('disparo.migrate:disparo'));
+  -- Functions an earlier version created and this one no longer ships.
+  FOR f IN SELECT p.oid::regprocedure AS sig FROM pg_catalog.pg_proc p JOIN "disparo".schema_functions k ON k.name = p.proname
+           WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'disparo') AND NOT (k.name = ANY (p_shipped)) LOOP
+    EXECUTE format('DROP FUNCTION %s', f.sig);
+  END LOOP;
+  DELETE FROM "disparo".schema_functions WHERE NOT (name = ANY (p_shipped));
+  FOR f IN SELECT p.oid::regprocedure AS sig, p.proname FROM pg_catalog.pg_proc p WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'disparo') LOOP
+    EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f.sig);
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon, authenticated, service_role', f.sig);
+    IF left(f.proname, 1) <> '_' THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', f.sig);
+    END IF;
+  END LOOP;
+  FOR f IN SELECT c.oid::regclass AS rel FROM pg_catalog.pg_class c WHERE c.relnamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'disparo') AND c.relkind IN ('r', 'p') LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', f.rel);
+  END LOOP;
+END
+$disparo$;
+
+-- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 3, each once.
+
+-- sql/000001_initial.sql
+SELECT pg_temp.disparo_migration(1, 'initial', $disparo_sql$
+-- Disparo store schema, version 1: tables and indexes. Functions live one per file in
+-- sql/functions and are created by migrate() (see src/migrate.ts).
+--
+-- Times are epoch milliseconds in bigint columns: the engine's clock (real or virtual) is the only
+-- clock, so the database never stamps a time of its own.
+--
+-- Counters are never a column of the campaign row: every worker would then queue on that one row
+-- for each message it records. They live in `campaign_counts` and `batch_counts` as per-status deltas,
+-- spread over 16 shards (one per backend, `pg_backend_pid() % 16`); a campaign's counters are the sum
+-- of its shards. Every statement that changes a recipient's status adds its deltas in the same
+-- transaction (functions/_count_moves.sql), so the sums always equal the rows (I2).
+
+CREATE TABLE "disparo".campaigns (
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  templates jsonb NOT NULL,
+  media jsonb,
+  account_ids jsonb NOT NULL,
+  status text NOT NULL,
+  pause_reason text,
+  settings jsonb NOT NULL,
+  scheduled_at bigint,
+  current_batch integer NOT NULL DEFAULT 0,
+  next_batch_at bigint,
+  last_seq integer NOT NULL DEFAULT 0,
+  last_error text,
+  metadata jsonb NOT NULL,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  started_at bigint,
+  finished_at bigint
+);
+CREATE INDEX campaigns_status_idx ON "disparo".campaigns (status, created_at, id);
+
+-- No foreign keys: a per-row referential check would slow bulk imports, and `cleanup` deletes a
+-- campaign's rows itself.
+CREATE TABLE "disparo".recipients (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  campaign_id text NOT NULL,
+  seq integer NOT NULL,
+  batch integer NOT NULL,
+  phone text NOT NULL,
+  vars jsonb NOT NULL,
+  status text NOT NULL,
+  skip_reason text,
+  text text,
+  attempts integer NOT NULL DEFAULT 0,
+  last_error text,
+  provider_message_id text,
+  account_id text,
+  lease_owner text,
+  lease_expires_at bigint,
+  sent_at bigint,
+  delivered_at bigint,
+  read_at bigint,
+  processed_at bigint,
+  updated_at bigint NOT NULL
+);
+-- (phone, campaign_id) rather than (campaign_id, phone): the same index dedupes imports and finds a
+-- phone in every campaign (opt-outs, contact history).
+CREATE UNIQUE INDEX recipients_phone_idx ON "disparo".recipients (phone, campaign_id);
+CREATE UNIQUE INDEX recipients_seq_idx ON "disparo".recipients (campaign_id, seq);
+-- The claim index. Claims read it from a keyset lower bound (see `claim`), not from the start.
+CREATE INDEX recipients_pending_idx ON "disparo".recipients (campaign_id, batch, seq) WHERE status = 'pending';
+CREATE INDEX recipients_provider_idx ON "disparo".recipients (provider_message_id) WHERE provider_message_id IS NOT NULL;
+CREATE INDEX recipients_lease_idx ON "disparo".recipients (lease_owner) WHERE lease_owner IS NOT NULL;
+-- lease_expires_at is deliberately in no index, so heartbeats stay HOT updates.
+CREATE INDEX recipients_sending_idx ON "disparo".recipients (campaign_id) WHERE status = 'sending';
+CREATE INDEX recipients_processed_idx ON "disparo".recipients (campaign_id, processed_at) WHERE processed_at IS NOT NULL;
+
+CREATE TABLE "disparo".batches (
+  campaign_id text NOT NULL,
+  batch integer NOT NULL,
+  started_at bigint,
+  finished_at bigint,
+  error text,
+  PRIMARY KEY (campaign_id, batch)
+);
+
+CREATE TABLE "disparo".campaign_counts (
+  campaign_id text NOT NULL,
+  shard smallint NOT NULL,
+  n_total integer NOT NULL DEFAULT 0,
+  n_pending integer NOT NULL DEFAULT 0,
+  n_sending integer NOT NULL DEFAULT 0,
+  n_sent integer NOT NULL DEFAULT 0,
+  n_delivered integer NOT NULL DEFAULT 0,
+  n_read integer NOT NULL DEFAULT 0,
+  n_failed integer NOT NULL DEFAULT 0,
+  n_skipped integer NOT NULL DEFAULT 0,
+  n_unknown integer NOT NULL DEFAULT 0,
+  PRIMARY KEY (campaign_id, shard)
+);
+
+CREATE TABLE "disparo".batch_counts (
+  campaign_id text NOT NULL,
+  batch integer NOT NULL,
+  shard smallint NOT NULL,
+  n_total integer NOT NULL DEFAULT 0,
+  n_pending integer NOT NULL DEFAULT 0,
+  n_sending integer NOT NULL DEFAULT 0,
+  n_sent integer NOT NULL DEFAULT 0,
+  n_delivered integer NOT NULL DEFAULT 0,
+  n_read integer NOT NULL DEFAULT 0,
+  n_failed integer NOT NULL DEFAULT 0,
+  n_skipped integer NOT NULL DEFAULT 0,
+  n_unknown integer NOT NULL DEFAULT 0,
+  PRIMARY KEY (campaign_id, batch, shard)
+);
+
+CREATE TABLE "disparo".accounts (
+  id text PRIMARY KEY,
+  pacing jsonb NOT NULL,
+  state text NOT NULL DEFAULT 'active',
+  connection text NOT NULL DEFAULT 'unknown',
+  consecutive_failures integer NOT NULL DEFAULT 0,
+  disabled_until bigint,
+  disabled_reason text,
+  next_send_at bigint NOT NULL,
+  hour_key text,
+  sent_this_hour integer NOT NULL DEFAULT 0,
+  day_key text,
+  sent_today integer NOT NULL DEFAULT 0,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL
+);
+
+CREATE TABLE "disparo".opt_outs (
+  phone text PRIMARY KEY,
+  reason text NOT NULL,
+  source text NOT NULL,
+  at bigint NOT NULL
+);
+
+-- One status change of one recipient (`from_status` null for an insert), as the functions pass them
+-- to `_count_moves`.
+CREATE TYPE "disparo".move AS (campaign_id text, batch integer, from_status text, to_status text);
+$disparo_sql$);
+
+-- sql/000002_hot_write_ahead.sql
+SELECT pg_temp.disparo_migration(2, 'hot_write_ahead', $disparo_sql$
+-- Disparo store schema, version 2: cheaper write-aheads.
+--
+-- `recipients_sending_idx` goes: every status change paid for it, and the rows it found (in-doubt
+-- sends) always hold a lease, so `recipients_lease_idx` finds them too.
+--
+-- The claim index holds rows not yet processed (pending or sending) instead of naming the status,
+-- and pages keep 20% free for the text each write-ahead adds, so that marking a row `sending` could
+-- be a HOT update (no new index entries). Claims read `status = 'pending'` from the heap.
+--
+-- (Until version 3 this file also redefined functions; they now live in sql/functions.)
+
+DROP INDEX "disparo".recipients_sending_idx;
+ALTER TABLE "disparo".recipients SET (fillfactor = 80);
+DROP INDEX "disparo".recipients_pending_idx;
+CREATE INDEX recipients_open_idx ON "disparo".recipients (campaign_id, batch, seq) WHERE processed_at IS NULL;
+$disparo_sql$);
+
+-- sql/000003_functions_by_file.sql
+SELECT pg_temp.disparo_migration(3, 'functions_by_file', $disparo_sql$
+-- Disparo store schema, version 3: functions by file, an in-flight window per account.
+--
+-- Functions are no longer part of migrations: each lives once in sql/functions/<name>.sql and
+-- migrate() creates or replaces it when its text changed, tracked by a hash in `schema_functions`.
+-- A database migrated by an earlier version of this package held the functions of versions 1 and 2
+-- (and two views): they go here, so only the functions of sql/functions remain.
+
+DROP FUNCTION IF EXISTS "disparo".advance_many(jsonb);
+DROP FUNCTION IF EXISTS "disparo".advance(text, bigint, bigint, jsonb, jsonb);
+DROP FUNCTION IF EXISTS "disparo"._advance(text, bigint, bigint, jsonb, jsonb);
+DROP FUNCTION IF EXISTS "disparo".advance_group(text, bigint, bigint,
+  bigint[], text[], text[], boolean[], integer[], bigint[], text[], text[], text[], boolean[], text[], text[],
+  text, text, integer, bigint, text, integer, bigint,
+  bigint[], text[], text[], integer[], text[], bigint[], bigint[]);
+DROP FUNCTION IF EXISTS "disparo".advance_batch(text, integer, integer, bigint, bigint);
+DROP FUNCTION IF EXISTS "disparo".settle(jsonb, bigint);
+DROP FUNCTION IF EXISTS "disparo".apply_receipts(jsonb, bigint);
+DROP FUNCTION IF EXISTS "disparo".add_opt_outs(jsonb, bigint);
+DROP FUNCTION IF EXISTS "disparo".claim(text, integer, text, integer, bigint, bigint, integer);
+DROP FUNCTION IF EXISTS "disparo".import_json(text, jsonb, bigint);
+DROP FUNCTION IF EXISTS "disparo"._import_staged(text, bigint);
+DROP FUNCTION IF EXISTS "disparo"._count_moves_set("disparo".move[]);
+DROP FUNCTION IF EXISTS "disparo"._count_moves("disparo".move[]);
+DROP VIEW IF EXISTS "disparo".campaign_view;
+DROP VIEW IF EXISTS "disparo".batch_view;
+
+-- The functions migrate() created, with the hash of the text each was created from.
+CREATE TABLE "disparo".schema_functions (
+  name text PRIMARY KEY,
+  hash text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- An account's sends in flight (written ahead, no outcome yet: on the wire, or in doubt until
+-- settled), counted by every write-ahead under the account's row lock (functions/checkpoint.sql).
+-- `status` in its predicate means a write-ahead is no longer a HOT update (version 2): measured, a
+-- few percent of a checkpoint's time, for a count that cannot drift from the rows.
+CREATE INDEX recipients_in_flight_idx ON "disparo".recipients (account_id) WHERE status = 'sending';
+$disparo_sql$);
+
+-- 2. Functions, one per file: created when new or changed since they were created here.
+
+-- sql/functions/_campaign_json.sql
+SELECT pg_temp.disparo_function('_campaign_json', '714b93e2b8138a4833437de741ed5e68', $disparo_sql$
+-- A campaign as the contract's `Campaign` record (readable keys, times in epoch ms), with its
+-- counters: the sum of its counter shards. Every function that returns a campaign returns this.
+CREATE OR REPLACE FUNCTION "disparo"._campaign_json(c "disparo".campaigns)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'id', c.id, 'name', c.name, 'templates', c.templates, 'media', c.media, 'accountIds', c.account_ids,
+    'status', c.status, 'pauseReason', c.pause_reason, 'settings', c.settings, 'scheduledAt', c.scheduled_at,
+    'currentBatch', c.current_batch, 'nextBatchAt', c.next_batch_at,
+    'counters', jsonb_build_object(
+      'total', coalesce(sum(k.n_total), 0), 'pending', coalesce(sum(k.n_pending), 0), 'sending', coalesce(sum(k.n_sending), 0),
+      'sent', coalesce(sum(k.n_sent), 0), 'delivered', coalesce(sum(k.n_delivered), 0), 'read', coalesce(sum(k.n_read), 0),
+      'failed', coalesce(sum(k.n_failed), 0), 'skipped', coalesce(sum(k.n_skipped), 0), 'unknown', coalesce(sum(k.n_unknown), 0)),
+    'lastError', c.last_error, 'metadata', c.metadata, 'createdAt', c.created_at, 'updatedAt', c.updated_at,
+    'startedAt', c.started_at, 'finishedAt', c.finished_at)
+  FROM "disparo".campaign_counts k
+  WHERE k.campaign_id = c.id
+$$;
+$disparo_sql$);
+
+-- sql/functions/_count_moves.sql
+SELECT pg_temp.disparo_function('_count_moves', '8d4d3932a3422cf45aea0f3e8c4284d0', $disparo_sql$
+-- Add the counter deltas of `p_moves` (recipient status changes) to this backend's shards of
+-- `campaign_counts` and `batch_counts`, so that counters always equal the rows (I2). Every function
+-- that changes a status calls it once, last in its transaction, so its row locks (taken in key
+-- order) never wait behind a recipient's or an account's lock. A move with `from_status` null is an
+-- insert, with `to_status` null a delete.
+--
+-- A per-message checkpoint moves one or two rows of one batch: those are added up here without a
+-- query; anything larger is added up set-based.
+CREATE OR REPLACE FUNCTION "disparo"._count_moves(p_moves "disparo".move[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_shard smallint := (pg_backend_pid() % 16)::smallint;
+  v_move "disparo".move;
+  v_campaign text;
+  v_batch integer;
+  v_small boolean;
+  -- Deltas: total, pending, sending, sent, delivered, read, failed, skipped, unknown.
+  v_delta integer[] := '{0,0,0,0,0,0,0,0,0}';
+  v_from integer;
+  v_to integer;
+BEGIN
+  IF p_moves IS NULL OR cardinality(p_moves) = 0 THEN
+    RETURN;
+  END IF;
+  v_campaign := p_moves[1].campaign_id;
+  v_batch := p_moves[1].batch;
+  v_small := cardinality(p_moves) <= 4;
+  IF v_small THEN
+    FOREACH v_move IN ARRAY p_moves LOOP
+      IF v_move.campaign_id IS DISTINCT FROM v_campaign OR v_move.batch IS DISTINCT FROM v_batch THEN
+        v_small := false;
+        EXIT;
+      END IF;
+      CONTINUE WHEN v_move.from_status IS NOT DISTINCT FROM v_move.to_status;
+      v_from := array_position(ARRAY['pending', 'sending', 'sent', 'delivered', 'read', 'failed', 'skipped', 'unknown'], v_move.from_status) + 1;
+      v_to := array_position(ARRAY['pending', 'sending', 'sent', 'delivered', 'read', 'failed', 'skipped', 'unknown'], v_move.to_status) + 1;
+      IF v_move.from_status IS NULL THEN v_delta[1] := v_delta[1] + 1; ELSE v_delta[v_from] := v_delta[v_from] - 1; END IF;
+      IF v_move.to_status IS NULL THEN v_delta[1] := v_delta[1] - 1; ELSE v_delta[v_to] := v_delta[v_to] + 1; END IF;
+    END LOOP;
+  END IF;
+
+  IF v_small THEN
+    IF v_delta = '{0,0,0,0,0,0,0,0,0}'::integer[] THEN
+      RETURN;
+    END IF;
+    INSERT INTO "disparo".batch_counts AS k
+      (campaign_id, batch, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
+    VALUES (v_campaign, v_batch, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
+    ON CONFLICT (campaign_id, batch, shard) DO UPDATE SET
+      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
+      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
+      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
+      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
+      n_unknown = k.n_unknown + excluded.n_unknown;
+    INSERT INTO "disparo".campaign_counts AS k
+      (campaign_id, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
+    VALUES (v_campaign, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
+    ON CONFLICT (campaign_id, shard) DO UPDATE SET
+      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
+      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
+      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
+      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
+      n_unknown = k.n_unknown + excluded.n_unknown;
+    RETURN;
+  END IF;
+
+  WITH d AS (
+    SELECT m.campaign_id, m.batch,
+      (count(*) FILTER (WHERE m.from_status IS NULL) - count(*) FILTER (WHERE m.to_status IS NULL))::int AS n_total,
+      (count(*) FILTER (WHERE m.to_status = 'pending') - count(*) FILTER (WHERE m.from_status = 'pending'))::int AS n_pending,
+      (count(*) FILTER (WHERE m.to_status = 'sending') - count(*) FILTER (WHERE m.from_status = 'sending'))::int AS n_sending,
+      (count(*) FILTER (WHERE m.to_status = 'sent') - count(*) FILTER (WHERE m.from_status = 'sent'))::int AS n_sent,
+      (count(*) FILTER (WHERE m.to_status = 'delivered') - count(*) FILTER (WHERE m.from_status = 'delivered'))::int AS n_delivered,
+      (count(*) FILTER (WHERE m.to_status = 'read') - count(*) FILTER (WHERE m.from_status = 'read'))::int AS n_read,
+      (count(*) FILTER (WHERE m.to_status = 'failed') - count(*) FILTER (WHERE m.from_status = 'failed'))::int AS n_failed,
+      (count(*) FILTER (WHERE m.to_status = 'skipped') - count(*) FILTER (WHERE m.from_status = 'skipped'))::int AS n_skipped,
+      (count(*) FILTER (WHERE m.to_status = 'unknown') - count(*) FILTER (WHERE m.from_status = 'unknown'))::int AS n_unknown
+    FROM unnest(p_moves) AS m
+    WHERE m.from_status IS DISTINCT FROM m.to_status
+    GROUP BY m.campaign_id, m.batch
+  ), b AS (
+    INSERT INTO "disparo".batch_counts AS k
+      (campaign_id, batch, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
+    SELECT d.campaign_id, d.batch, v_shard, d.n_total, d.n_pending, d.n_sending, d.n_sent, d.n_delivered, d.n_read,
+      d.n_failed, d.n_skipped, d.n_unknown
+    FROM d ORDER BY d.campaign_id, d.batch
+    ON CONFLICT (campaign_id, batch, shard) DO UPDATE SET
+      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
+      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
+      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
+      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
+      n_unknown = k.n_unknown + excluded.n_unknown
+  )
+  INSERT INTO "disparo".campaign_counts AS k
+    (campaign_id, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
+  SELECT d.campaign_id, v_shard, sum(d.n_total), sum(d.n_pending), sum(d.n_sending), sum(d.n_sent), sum(d.n_delivered),
+    sum(d.n_read), sum(d.n_failed), sum(d.n_skipped), sum(d.n_unknown)
+  FROM d GROUP BY d.campaign_id ORDER BY d.campaign_id
+  ON CONFLICT (campaign_id, shard) DO UPDATE SET
+    n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
+    n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
+    n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
+    n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
+    n_unknown = k.n_unknown + excluded.n_unknown;
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/_import_staged.sql
+SELECT pg_temp.disparo_function('_import_staged', '28bfed1ce6911e0409cc61371030a80c', $disparo_sql$
+-- Import the rows staged in the session's `pg_temp.disparo_import` (ord, phone, vars) into a campaign:
+-- the one import path, behind both the COPY fast path (node-postgres pools) and add_recipients (JSON).
+-- Returns {"inserted", "duplicates", "optedOut"}; raises P0002 when the campaign does not exist.
+--
+-- The campaign row is locked first, so concurrent imports into one campaign take turns: each sees the
+-- phones the previous one committed, and seq stays gapless. The first occurrence of a phone wins; a
+-- phone already in the campaign, or repeated, is a duplicate; a phone on the suppression list is
+-- counted once as opted out (its repeats are duplicates). A row joins batch ceil(seq / batchSize), or
+-- the current batch when the campaign has left that one (core's batchForRow), so it is still sent.
+CREATE OR REPLACE FUNCTION "disparo"._import_staged(p_campaign_id text, p_now bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_last integer;
+  v_current integer;
+  v_size integer;
+  v_total integer;
+  v_inserted integer;
+  v_opted_out integer;
+  v_batches integer[];
+  v_counts integer[];
+  v_shard smallint := (pg_backend_pid() % 16)::smallint;
+BEGIN
+  SELECT c.last_seq, c.current_batch, greatest(1, coalesce((c.settings ->> 'batchSize')::integer, 1))
+    INTO v_last, v_current, v_size
+    FROM "disparo".campaigns c WHERE c.id = p_campaign_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'campaign % not found', p_campaign_id USING ERRCODE = 'P0002';
+  END IF;
+  SELECT count(*) INTO v_total FROM pg_temp.disparo_import;
+
+  WITH firsts AS (
+    SELECT DISTINCT ON (s.phone) s.ord, s.phone, s.vars FROM pg_temp.disparo_import s ORDER BY s.phone, s.ord
+  ), fresh AS (
+    -- Each phone is looked up in the unique index (the LIMIT keeps it a per-row probe): planned as an
+    -- anti-join, it hashed every row the campaign already had, so each chunk of a long import read all
+    -- the chunks before it.
+    SELECT f.ord, f.phone, f.vars,
+      EXISTS (SELECT 1 FROM "disparo".opt_outs o WHERE o.phone = f.phone) AS opted
+    FROM firsts f
+    LEFT JOIN LATERAL (SELECT 1 AS hit FROM "disparo".recipients r WHERE r.phone = f.phone AND r.campaign_id = p_campaign_id LIMIT 1) d ON true
+    WHERE d.hit IS NULL
+  ), numbered AS (
+    SELECT f.phone, f.vars, (v_last + row_number() OVER (ORDER BY f.ord))::integer AS seq
+    FROM fresh f WHERE NOT f.opted
+  ), ins AS (
+    INSERT INTO "disparo".recipients (campaign_id, seq, batch, phone, vars, status, updated_at)
+    SELECT p_campaign_id, n.seq, greatest((n.seq + v_size - 1) / v_size, v_current), n.phone, n.vars, 'pending', p_now
+    FROM numbered n ORDER BY n.seq
+    RETURNING batch
+  ), per_batch AS (
+    SELECT i.batch, count(*)::integer AS n FROM ins i GROUP BY i.batch
+  ), new_batches AS (
+    INSERT INTO "disparo".batches (campaign_id, batch)
+    SELECT p_campaign_id, pb.batch FROM per_batch pb ORDER BY pb.batch
+    ON CONFLICT (campaign_id, batch) DO NOTHING
+  )
+  SELECT coalesce((SELECT sum(pb.n) FROM per_batch pb), 0)::integer,
+    (SELECT count(*) FROM fresh f WHERE f.opted)::integer,
+    (SELECT array_agg(pb.batch ORDER BY pb.batch) FROM per_batch pb),
+    (SELECT array_agg(pb.n ORDER BY pb.batch) FROM per_batch pb)
+    INTO v_inserted, v_opted_out, v_batches, v_counts;
+
+  IF v_inserted > 0 THEN
+    UPDATE "disparo".campaigns SET last_seq = last_seq + v_inserted WHERE id = p_campaign_id;
+    -- The new rows' counts into the same shards _count_moves writes, one delta per batch rather than
+    -- one move per row (an import chunk holds thousands).
+    INSERT INTO "disparo".batch_counts AS k (campaign_id, batch, shard, n_total, n_pending)
+      SELECT p_campaign_id, x.batch, v_shard, x.n, x.n FROM unnest(v_batches, v_counts) AS x(batch, n) ORDER BY x.batch
+      ON CONFLICT (campaign_id, batch, shard) DO UPDATE SET n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending;
+    INSERT INTO "disparo".campaign_counts AS k (campaign_id, shard, n_total, n_pending) VALUES (p_campaign_id, v_shard, v_inserted, v_inserted)
+      ON CONFLICT (campaign_id, shard) DO UPDATE SET n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending;
+  END IF;
+  -- Emptied at commit too (ON COMMIT DELETE ROWS); emptied now for callers inside a longer transaction.
+  DELETE FROM pg_temp.disparo_import;
+  RETURN jsonb_build_object('inserted', v_inserted, 'duplicates', v_total - v_inserted - v_opted_out, 'optedOut', v_opted_out);
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/_outcome_rows.sql
+SELECT pg_temp.disparo_function('_outcome_rows', 'bb02779cf8775e07e8e7354ae988072e', $disparo_sql$
+-- The outcomes of a checkpoint as rows: `p_outcomes` is an array of the contract's `Outcome` records
+-- (keys as in TypeScript: recipientId, campaignId, status, keepLease, attempts, at, accountId,
+-- providerMessageId, error, skipReason, accountEffect, accountNextSendAt). `i` is the position in the
+-- array, `has_error` whether `error` was given at all (given as null, it clears the row's last error;
+-- absent, it keeps it).
+CREATE OR REPLACE FUNCTION "disparo"._outcome_rows(p_outcomes jsonb)
+RETURNS TABLE (i integer, recipient_id text, id bigint, campaign_id text, status text, keep_lease boolean, attempts integer, at bigint,
+  account_id text, provider_message_id text, error text, has_error boolean, skip_reason text, effect text, next_send_at bigint)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT x.i::integer,
+    x.e ->> 'recipientId',
+    "disparo"._row_id(x.e ->> 'recipientId'),
+    x.e ->> 'campaignId',
+    x.e ->> 'status',
+    coalesce((x.e ->> 'keepLease')::boolean, false),
+    (x.e ->> 'attempts')::integer,
+    (x.e ->> 'at')::bigint,
+    x.e ->> 'accountId',
+    x.e ->> 'providerMessageId',
+    x.e ->> 'error',
+    x.e ? 'error',
+    x.e ->> 'skipReason',
+    coalesce(x.e ->> 'accountEffect', 'none'),
+    (x.e ->> 'accountNextSendAt')::bigint
+  FROM jsonb_array_elements(coalesce(p_outcomes, '[]')) WITH ORDINALITY AS x(e, i)
+$$;
+$disparo_sql$);
+
+-- sql/functions/_row_id.sql
+SELECT pg_temp.disparo_function('_row_id', 'adffb46b85bd614d29b7fe87e43ad047', $disparo_sql$
+-- A recipient id as the wire carries it (text) to the bigint key; an id that is not one matches no
+-- row (null equals nothing), so a caller's bad id is "not found", never an error.
+CREATE OR REPLACE FUNCTION "disparo"._row_id(p_id text)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN p_id ~ '^[0-9]{1,18}$' THEN p_id::bigint END
+$$;
+$disparo_sql$);
+
+-- sql/functions/_skip_opted_out.sql
+SELECT pg_temp.disparo_function('_skip_opted_out', 'db29b8f50c045745b5be667812c56945', $disparo_sql$
+-- Skip pending rows whose contact opted out: `skipped`, reason `opted_out`, lease dropped (core's
+-- OPT_OUT_CANCELS: only `pending` rows; a `sending` one is already on the wire). The one home of the
+-- opt-out skip, for claim_recipients and add_opt_outs. Callers hold the rows' locks. Returns the
+-- status moves, for the caller to count.
+CREATE OR REPLACE FUNCTION "disparo"._skip_opted_out(p_ids bigint[], p_now bigint)
+RETURNS "disparo".move[]
+LANGUAGE sql AS $$
+  WITH u AS (
+    UPDATE "disparo".recipients SET status = 'skipped', skip_reason = 'opted_out', last_error = 'contact opted out',
+      lease_owner = NULL, lease_expires_at = NULL, processed_at = p_now, updated_at = p_now
+    WHERE id = ANY (p_ids) AND status = 'pending'
+    RETURNING campaign_id, batch
+  )
+  SELECT coalesce(array_agg(CAST(ROW(u.campaign_id, u.batch, 'pending', 'skipped') AS "disparo".move)), '{}') FROM u
+$$;
+$disparo_sql$);
+
+-- sql/functions/_write_ahead_rows.sql
+SELECT pg_temp.disparo_function('_write_ahead_rows', '5ab7823fc5248954713e72d42f80caa6', $disparo_sql$
+-- The items of a checkpoint's write-ahead as rows: `p_write_ahead` is the contract's `WriteAhead`
+-- record, whose `items` are `WriteAheadItem`s (recipientId, campaignId, text, attempt,
+-- providerMessageId, gapMs, leadMs). `i` is the item's position.
+CREATE OR REPLACE FUNCTION "disparo"._write_ahead_rows(p_write_ahead jsonb)
+RETURNS TABLE (i integer, id bigint, campaign_id text, text text, attempt integer, provider_message_id text, gap_ms bigint, lead_ms bigint)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT x.i::integer,
+    "disparo"._row_id(x.e ->> 'recipientId'),
+    x.e ->> 'campaignId',
+    x.e ->> 'text',
+    (x.e ->> 'attempt')::integer,
+    x.e ->> 'providerMessageId',
+    coalesce((x.e ->> 'gapMs')::bigint, 0),
+    coalesce((x.e ->> 'leadMs')::bigint, 0)
+  FROM jsonb_array_elements(coalesce(p_write_ahead -> 'items', '[]')) WITH ORDINALITY AS x(e, i)
+$$;
+$disparo_sql$);
+
+-- sql/functions/account_send_times.sql
+SELECT pg_temp.disparo_function('account_send_times', '82fb345ffa6b7453ac9ae03193f9fd1e', $disparo_sql$
+-- StateStore.accountSendTimes: `sent_at` of the account's sends (sent, delivered or read) at or after
+-- `p_since`, ascending, at most `p_limit` (a report, not the hot path: no index serves it).
+CREATE OR REPLACE FUNCTION "disparo".account_send_times(p_account_id text, p_since bigint, p_limit integer)
+RETURNS TABLE (sent_at bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT r.sent_at FROM "disparo".recipients r
+  WHERE r.account_id = p_account_id AND r.status IN ('sent', 'delivered', 'read') AND r.sent_at >= p_since
+  ORDER BY r.sent_at
+  LIMIT CASE WHEN p_limit < 0 THEN 0 ELSE p_limit END
+$$;
+$disparo_sql$);
+
+-- sql/functions/add_opt_outs.sql
+SELECT pg_temp.disparo_function('add_opt_outs', '07a0c00b24b6aee260e183b8fb4e0002', $disparo_sql$
+-- StateStore.addOptOuts: `p_entries` is an array of `OptOut` ({"phone", "reason", "source", "at"}).
+-- Adds the phones to the suppression list (the first entry of a phone wins; one already listed is
+-- kept) and skips their pending sends, leased or not, in every campaign (_skip_opted_out). Rows on
+-- the wire are left to their worker; the next claim catches them if they come back.
+-- Returns {"added", "cancelled"}.
+CREATE OR REPLACE FUNCTION "disparo".add_opt_outs(p_entries jsonb, p_now bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_added integer;
+  v_ids bigint[];
+  v_moves "disparo".move[];
+BEGIN
+  WITH e AS (
+    SELECT DISTINCT ON (x.e ->> 'phone') x.e ->> 'phone' AS phone, x.e ->> 'reason' AS reason, x.e ->> 'source' AS source,
+      (x.e ->> 'at')::bigint AS at
+    FROM jsonb_array_elements(coalesce(p_entries, '[]')) WITH ORDINALITY AS x(e, i)
+    ORDER BY x.e ->> 'phone', x.i
+  ), ins AS (
+    INSERT INTO "disparo".opt_outs (phone, reason, source, at)
+    SELECT e.phone, e.reason, e.source, e.at FROM e ORDER BY e.phone
+    ON CONFLICT (phone) DO NOTHING
+    RETURNING 1
+  )
+  SELECT count(*) INTO v_added FROM ins;
+
+  -- The phone index finds the phone in every campaign; the rows are locked in key order.
+  SELECT coalesce(array_agg(l.id), '{}') INTO v_ids FROM (
+    SELECT r.id FROM "disparo".recipients r
+    WHERE r.phone = ANY (ARRAY(SELECT x ->> 'phone' FROM jsonb_array_elements(coalesce(p_entries, '[]')) x)) AND r.status = 'pending'
+    ORDER BY r.id FOR UPDATE
+  ) l;
+  v_moves := "disparo"._skip_opted_out(v_ids, p_now);
+  PERFORM "disparo"._count_moves(v_moves);
+  RETURN jsonb_build_object('added', v_added, 'cancelled', cardinality(v_moves));
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/add_recipients.sql
+SELECT pg_temp.disparo_function('add_recipients', '7a2bcf2238cd39c28401c293d32270d9', $disparo_sql$
+-- StateStore.addRecipients with the rows as JSON: `p_rows` is an array of `NewRecipient`
+-- ({"phone", "vars"}). Stages them in the session's temporary table and imports them with
+-- _import_staged, the same path as COPY (which node-postgres pools use instead). For PGlite, single
+-- connections and PostgREST (Supabase).
+CREATE OR REPLACE FUNCTION "disparo".add_recipients(p_campaign_id text, p_rows jsonb, p_now bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_regclass('pg_temp.disparo_import') IS NULL THEN
+    CREATE TEMPORARY TABLE disparo_import (ord integer NOT NULL, phone text NOT NULL, vars jsonb NOT NULL) ON COMMIT DELETE ROWS;
+  END IF;
+  INSERT INTO pg_temp.disparo_import (ord, phone, vars)
+  SELECT e.ord::integer, e.value ->> 'phone', coalesce(e.value -> 'vars', '{}'::jsonb)
+  FROM jsonb_array_elements(coalesce(p_rows, '[]')) WITH ORDINALITY AS e(value, ord);
+  RETURN "disparo"._import_staged(p_campaign_id, p_now);
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/apply_status_updates.sql
+SELECT pg_temp.disparo_function('apply_status_updates', 'b96be6803acb16da70d570b41f8ca20a', $disparo_sql$
+-- StateStore.applyStatusUpdates: provider receipts, `p_updates` an array of `StatusUpdate`
+-- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error", "idempotencyKey"}),
+-- applied in order (a repeat inside one call is a repeat). A receipt no row's provider id matches, but
+-- carrying an idempotency key `campaignId:phone`, matches that recipient (its send's answer was lost);
+-- a row in doubt (sending or unknown) then learns the provider id. What a receipt does is core's
+-- DELIVERY_TRANSITIONS: forward
+-- only (sent < delivered < read), failed only before delivered, an unknown row settled forward by any
+-- receipt, pending and sending rows left to their worker. Returns
+-- {"applied", "ignored", "unmatched", "changed": [{"recipientId", "campaignId", "from", "to"}]}.
+CREATE OR REPLACE FUNCTION "disparo".apply_status_updates(p_updates jsonb, p_now bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  u record;
+  v_id bigint;
+  v_campaign text;
+  v_batch integer;
+  v_from text;
+  v_to text;
+  v_applied integer := 0;
+  v_ignored integer := 0;
+  v_unmatched integer := 0;
+  v_changed jsonb := '[]'::jsonb;
+  v_moves "disparo".move[] := '{}';
+  v_known text;
+BEGIN
+  -- The rows first, in key order, so two calls with the same ids in another order never deadlock.
+  PERFORM 1 FROM "disparo".recipients r
+    WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e))
+    ORDER BY r.id FOR UPDATE;
+  FOR u IN
+    SELECT e ->> 'providerMessageId' AS pid, e ->> 'status' AS status, (e ->> 'at')::bigint AS at, e ->> 'error' AS error,
+      e ->> 'idempotencyKey' AS idem
+    FROM jsonb_array_elements(coalesce(p_updates, '[]')) WITH ORDINALITY AS x(e, i) ORDER BY x.i
+  LOOP
+    SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+      FROM "disparo".recipients r WHERE r.provider_message_id = u.pid
+      ORDER BY r.updated_at DESC, r.id DESC LIMIT 1;
+    IF NOT FOUND AND u.idem LIKE '%:%' THEN
+      -- The key is `campaignId:phone`; campaign ids may hold ':', phones never do.
+      SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+        FROM "disparo".recipients r
+        WHERE r.phone = substring(u.idem from '[^:]*$') AND r.campaign_id = left(u.idem, length(u.idem) - length(substring(u.idem from '[^:]*$')) - 1)
+        FOR UPDATE;
+    END IF;
+    IF NOT FOUND THEN
+      v_unmatched := v_unmatched + 1;
+      CONTINUE;
+    END IF;
+    IF v_known IS NULL AND v_from IN ('sending', 'unknown') THEN
+      UPDATE "disparo".recipients SET provider_message_id = u.pid WHERE id = v_id;
+    END IF;
+    v_to := CASE
+      WHEN v_from = 'unknown' AND u.status IN ('sent', 'delivered', 'read', 'failed') THEN u.status
+      WHEN v_from = 'sent' AND u.status IN ('delivered', 'read', 'failed') THEN u.status
+      WHEN v_from = 'delivered' AND u.status = 'read' THEN 'read'
+    END;
+    IF v_to IS NULL THEN
+      v_ignored := v_ignored + 1;
+      CONTINUE;
+    END IF;
+    UPDATE "disparo".recipients SET
+      status = v_to,
+      last_error = CASE WHEN v_to = 'failed' THEN coalesce(u.error, 'the provider reported the message failed') ELSE last_error END,
+      sent_at = CASE WHEN v_to = 'failed' THEN sent_at ELSE coalesce(sent_at, u.at) END,
+      delivered_at = CASE WHEN v_to IN ('delivered', 'read') THEN coalesce(delivered_at, u.at) ELSE delivered_at END,
+      read_at = CASE WHEN v_to = 'read' THEN u.at ELSE read_at END,
+      updated_at = p_now
+    WHERE id = v_id;
+    v_applied := v_applied + 1;
+    v_changed := v_changed || jsonb_build_array(jsonb_build_object('recipientId', v_id::text, 'campaignId', v_campaign, 'from', v_from, 'to', v_to));
+    v_moves := v_moves || CAST(ROW(v_campaign, v_batch, v_from, v_to) AS "disparo".move);
+  END LOOP;
+  PERFORM "disparo"._count_moves(v_moves);
+  RETURN jsonb_build_object('applied', v_applied, 'ignored', v_ignored, 'unmatched', v_unmatched, 'changed', v_changed);
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/checkpoint.sql
+SELECT pg_temp.disparo_function('checkpoint', '3d6a3fdd4601a49bd1e713f4ee4f5e9e', $disparo_sql$
+-- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
+-- of `Outcome`, see _outcome_rows) in order, then, when `p_write_ahead` (a `WriteAhead`, see
+-- _write_ahead_rows) is given, reserve the account's slots for its items and write each granted item
+-- ahead as `sending`. A single send is a group of one. Returns the contract's `CheckpointResult`:
+--   {"outcomes": [{"recipientId", "applied", "consecutiveFailures"}], "grants": [{"granted": true, "slotAt"} |
+--    {"granted": false, "reason", "retryAt"}]}
+--
+-- The rules are core's (@disparo/core/store), checked against this function by the conformance suite:
+-- - an outcome applies only while its row is open and leased by `p_owner` (outcomeApplies); it moves
+--   the account's run of real failures (failuresAfter) and its next slot to `accountNextSendAt` when
+--   that is later, never earlier;
+-- - the reservation is reserveSlots: checks in SLOT_CHECKS order (lease_lost, account_unavailable,
+--   daily_cap, hourly_cap, in_flight, pacing), the first that applies refusing the item with nothing
+--   reserved; consecutive slots (the first needs next_send_at <= now + aheadMs and starts at
+--   max(now, next_send_at); item i's slot is the previous slot + its gap + item i's lead); every grant
+--   counts toward the caps and the window; a repeat (our
+--   own live write-ahead of this very attempt: a retried call whose commit was not heard) is granted
+--   again without a slot. Account usability is ACCOUNT_USABILITY_RULES.
+--
+-- The in-flight window: the account's sends written ahead without an outcome are its `sending` rows,
+-- whoever wrote them, on the wire or in doubt (lease expired), until their outcome is recorded or they
+-- are settled. They are counted after the account's row is locked: a worker reserving the same account
+-- waits for that lock, and its count, a statement of its own (READ COMMITTED: a fresh snapshot), then
+-- sees the sends the other one committed. So across every worker at most `maxInFlight` sends of an
+-- account are ever on the wire.
+CREATE OR REPLACE FUNCTION "disparo".checkpoint(p_owner text, p_now bigint, p_lease_ms bigint,
+  p_outcomes jsonb DEFAULT NULL, p_write_ahead jsonb DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+-- Every statement here reads rows by key: one plan fits every call, and planning each call anew
+-- (custom plans) cost more than the rest of the checkpoint.
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  v_moves "disparo".move[] := '{}';
+  v_ids bigint[];
+  v_bad boolean;
+  i integer;
+  -- outcomes
+  v_no integer := coalesce(jsonb_array_length(p_outcomes), 0);
+  v_twice boolean;               -- a recipient has two outcomes: apply them one at a time
+  v_one integer;
+  v_outcomes jsonb := '[]';
+  -- write-ahead
+  v_account text := p_write_ahead ->> 'accountId';
+  v_n integer := coalesce(jsonb_array_length(p_write_ahead -> 'items'), 0);
+  v_found boolean;
+  v_usable boolean;
+  v_kind smallint[];             -- per item: 0 lost, 1 leased (pending, ours), 2 repeat
+  v_gap bigint[];
+  v_lead bigint[];
+  v_item_ids bigint[];
+  v_texts text[];
+  v_attempts integer[];
+  v_pids text[];
+  v_fresh boolean[];             -- per item: written ahead by this call
+  v_slot bigint;
+  v_taken integer := 0;
+  v_max integer := coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1);
+  v_ahead bigint := coalesce((p_write_ahead ->> 'aheadMs')::bigint, 0);
+  v_in_flight integer;
+  v_hk text := p_write_ahead -> 'hourly' ->> 'key';
+  v_hl integer := (p_write_ahead -> 'hourly' ->> 'limit')::integer;
+  v_hx bigint := (p_write_ahead -> 'hourly' ->> 'endsAt')::bigint;
+  v_dk text := p_write_ahead -> 'daily' ->> 'key';
+  v_dl integer := (p_write_ahead -> 'daily' ->> 'limit')::integer;
+  v_dx bigint := (p_write_ahead -> 'daily' ->> 'endsAt')::bigint;
+  v_state text;
+  v_connection text;
+  v_disabled_until bigint;
+  v_at bigint;
+  v_next bigint;
+  v_hour_key text;
+  v_this_hour integer;
+  v_day_key text;
+  v_today integer;
+  v_grants jsonb[] := '{}';
+BEGIN
+  -- Locks: the rows this call may change, in key order, then the accounts, in key order. Every
+  -- function locks recipients before accounts, so two calls never wait on each other in a cycle.
+  -- (Rows are read by key through LATERAL subqueries that cannot be flattened: planned as joins, a
+  -- hash join over the whole table can look cheaper than a hundred key lookups.)
+  SELECT (SELECT array_agg(x.id ORDER BY x.id)
+            FROM (SELECT o.id FROM "disparo"._outcome_rows(p_outcomes) o
+                  UNION SELECT w.id FROM "disparo"._write_ahead_rows(p_write_ahead) w ORDER BY 1) k
+            CROSS JOIN LATERAL (SELECT rc.id FROM "disparo".recipients rc
+                                WHERE rc.id = k.id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE) x),
+      coalesce(bool_or(o.status IS NULL OR o.status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')), false),
+      count(o.recipient_id) > count(DISTINCT o.recipient_id)
+    INTO v_ids, v_bad, v_twice
+    FROM "disparo"._outcome_rows(p_outcomes) o;
+  IF v_bad THEN
+    RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
+  END IF;
+  PERFORM 1 FROM "disparo".accounts ac
+    WHERE ac.id IN (
+      SELECT CASE WHEN o.account_id IS NULL THEN x.account_id ELSE nullif(o.account_id, '') END
+      FROM "disparo"._outcome_rows(p_outcomes) o
+      LEFT JOIN LATERAL (SELECT rc.account_id FROM "disparo".recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
+      UNION SELECT v_account)
+    ORDER BY ac.id FOR UPDATE;
+
+  -- ---- outcomes, in order: all at once, or one at a time when a recipient has two ----
+  -- Each outcome that applies moves its account (the outcome's account, else the row's): failuresAfter
+  -- as a running fold (`run` counts the account's successes so far: each starts a new run of failures
+  -- from 0), and the next slot to the latest accountNextSendAt, never earlier.
+  v_one := CASE WHEN v_twice THEN 1 END;
+  WHILE v_no > 0 AND (v_one IS NULL OR v_one <= v_no) LOOP
+    WITH o AS MATERIALIZED (
+      SELECT o.*, x.status AS was, x.batch
+      FROM "disparo"._outcome_rows(p_outcomes) o
+      JOIN LATERAL (SELECT rc.status, rc.batch, rc.campaign_id, rc.lease_owner FROM "disparo".recipients rc WHERE rc.id = o.id OFFSET 0) x ON true
+      WHERE (v_one IS NULL OR o.i = v_one) AND x.campaign_id = o.campaign_id AND x.lease_owner = p_owner AND x.status IN ('pending', 'sending')
+    ), u AS (
+      UPDATE "disparo".recipients rc SET
+        attempts = o.attempts,
+        updated_at = p_now,
+        -- Absent or null keeps what the row knows (the write-ahead set the account).
+        account_id = CASE WHEN o.account_id <> '' THEN o.account_id ELSE rc.account_id END,
+        provider_message_id = CASE WHEN o.provider_message_id <> '' THEN o.provider_message_id ELSE rc.provider_message_id END,
+        last_error = CASE WHEN o.has_error THEN o.error ELSE rc.last_error END,
+        -- A retry by the same owner follows (often in this very call): keep the row, renewed like a heartbeat.
+        lease_owner = CASE WHEN o.status = 'pending' AND o.keep_lease THEN p_owner END,
+        lease_expires_at = CASE WHEN o.status = 'pending' AND o.keep_lease THEN p_now + p_lease_ms END,
+        status = o.status,
+        skip_reason = CASE WHEN o.status = 'pending' THEN rc.skip_reason WHEN o.status = 'skipped' THEN o.skip_reason END,
+        sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE rc.sent_at END,
+        processed_at = CASE WHEN o.status = 'pending' THEN rc.processed_at ELSE o.at END
+      FROM o
+      WHERE rc.id = o.id
+      RETURNING o.i, o.effect, o.next_send_at, CASE WHEN o.account_id IS NULL THEN rc.account_id ELSE nullif(o.account_id, '') END AS acc,
+        CAST(ROW(o.campaign_id, o.batch, o.was, o.status) AS "disparo".move) AS m
+    ), e AS (
+      SELECT u.*, ac.consecutive_failures AS cf0, ac.next_send_at AS next0,
+        count(*) FILTER (WHERE u.effect = 'success') OVER (PARTITION BY u.acc ORDER BY u.i) AS run
+      FROM u LEFT JOIN "disparo".accounts ac ON ac.id = u.acc
+    ), f AS (
+      SELECT e.*,
+        CASE WHEN e.cf0 IS NOT NULL THEN
+          (CASE WHEN e.run = 0 THEN e.cf0 ELSE 0 END) + count(*) FILTER (WHERE e.effect = 'failure') OVER (PARTITION BY e.acc, e.run ORDER BY e.i)
+        END::integer AS cf,
+        greatest(e.next0, max(e.next_send_at) OVER (PARTITION BY e.acc)) AS next
+      FROM e
+    ), upd AS (
+      UPDATE "disparo".accounts ac SET consecutive_failures = t.cf, next_send_at = t.next, updated_at = p_now
+      FROM (SELECT DISTINCT ON (f.acc) f.acc, f.cf, f.next FROM f WHERE f.cf IS NOT NULL ORDER BY f.acc, f.i DESC) t
+      WHERE ac.id = t.acc AND (ac.consecutive_failures <> t.cf OR ac.next_send_at <> t.next)
+    )
+    SELECT v_outcomes || (SELECT jsonb_agg(jsonb_build_object('recipientId', o.recipient_id, 'applied', f.i IS NOT NULL, 'consecutiveFailures', f.cf) ORDER BY o.i)
+                          FROM "disparo"._outcome_rows(p_outcomes) o LEFT JOIN f ON f.i = o.i
+                          WHERE v_one IS NULL OR o.i = v_one),
+        v_moves || coalesce((SELECT array_agg(f.m) FROM f), '{}')
+      INTO v_outcomes, v_moves;
+    EXIT WHEN v_one IS NULL;
+    v_one := v_one + 1;
+  END LOOP;
+
+  -- ---- the write-ahead ----
+  IF v_n > 0 THEN
+    -- The account, its sends in flight (under its lock, taken above: every `sending` row of the
+    -- account, whoever wrote it ahead), and each item against its row: 1 leased (pending, ours), 2 a
+    -- repeat of our live write-ahead of this very attempt, 0 lost (anyone else's, gone, or past this attempt).
+    SELECT ac.id IS NOT NULL, ac.state, ac.connection, ac.disabled_until, ac.next_send_at, ac.hour_key, ac.sent_this_hour,
+        ac.day_key, ac.sent_today,
+        (SELECT count(*)::integer FROM "disparo".recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending'),
+        w.kinds, w.gaps, w.leads, w.ids, w.texts, w.attempts, w.pids
+      INTO v_found, v_state, v_connection, v_disabled_until, v_next, v_hour_key, v_this_hour, v_day_key, v_today,
+        v_in_flight, v_kind, v_gap, v_lead, v_item_ids, v_texts, v_attempts, v_pids
+      FROM (
+        SELECT array_agg(CASE
+              WHEN x.id IS NULL OR x.campaign_id IS DISTINCT FROM w.campaign_id OR x.lease_owner IS DISTINCT FROM p_owner THEN 0
+              WHEN x.status = 'pending' THEN 1
+              WHEN x.status = 'sending' AND x.attempts = w.attempt AND x.lease_expires_at > p_now THEN 2
+              ELSE 0 END::smallint ORDER BY w.i) AS kinds,
+          array_agg(w.gap_ms ORDER BY w.i) AS gaps, array_agg(w.lead_ms ORDER BY w.i) AS leads,
+          array_agg(w.id ORDER BY w.i) AS ids, array_agg(w.text ORDER BY w.i) AS texts,
+          array_agg(w.attempt ORDER BY w.i) AS attempts, array_agg(w.provider_message_id ORDER BY w.i) AS pids
+        FROM "disparo"._write_ahead_rows(p_write_ahead) w
+        LEFT JOIN LATERAL (SELECT rc.id, rc.campaign_id, rc.lease_owner, rc.status, rc.attempts, rc.lease_expires_at
+                             FROM "disparo".recipients rc WHERE rc.id = w.id OFFSET 0) x ON true
+      ) w
+      LEFT JOIN "disparo".accounts ac ON ac.id = v_account;
+    -- ACCOUNT_USABILITY_RULES: stopped, disconnected, or disabled and still cooling down.
+    v_usable := v_found AND v_state <> 'stopped' AND v_connection <> 'close' AND NOT (v_state = 'disabled' AND coalesce(v_disabled_until > p_now, false));
+
+    -- reserveSlots, item by item, checks in SLOT_CHECKS order; a refusal reserves nothing.
+    v_at := p_now;
+    v_fresh := array_fill(false, ARRAY[v_n]);
+    FOR i IN 1..v_n LOOP
+      IF v_kind[i] = 2 AND v_found THEN
+        v_grants := v_grants || jsonb_build_object('granted', true, 'slotAt', p_now);
+      ELSIF v_kind[i] = 0 THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'lease_lost', 'retryAt', p_now);
+      ELSIF NOT v_usable THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'account_unavailable', 'retryAt', p_now);
+      ELSIF v_dk IS NOT NULL AND v_day_key = v_dk AND v_today >= v_dl THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'daily_cap', 'retryAt', v_dx);
+      ELSIF v_hk IS NOT NULL AND v_hour_key = v_hk AND v_this_hour >= v_hl THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'hourly_cap', 'retryAt', v_hx);
+      ELSIF v_in_flight >= v_max THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'in_flight', 'retryAt', p_now);
+      ELSIF v_next > v_at + v_ahead THEN
+        v_grants := v_grants || jsonb_build_object('granted', false, 'reason', 'pacing', 'retryAt', v_next - v_ahead);
+      ELSE
+        v_slot := greatest(v_at, v_next) + v_lead[i];
+        v_grants := v_grants || jsonb_build_object('granted', true, 'slotAt', v_slot);
+        v_next := v_slot + v_gap[i];
+        v_at := greatest(v_at, v_next);
+        v_in_flight := v_in_flight + 1;
+        IF v_hk IS NOT NULL THEN
+          v_this_hour := CASE WHEN v_hour_key = v_hk THEN v_this_hour + 1 ELSE 1 END;
+          v_hour_key := v_hk;
+        END IF;
+        IF v_dk IS NOT NULL THEN
+          v_today := CASE WHEN v_day_key = v_dk THEN v_today + 1 ELSE 1 END;
+          v_day_key := v_dk;
+        END IF;
+        v_fresh[i] := true;
+        v_taken := v_taken + 1;
+      END IF;
+    END LOOP;
+
+    IF v_taken > 0 THEN
+      WITH acc AS (
+        UPDATE "disparo".accounts SET next_send_at = v_next, hour_key = v_hour_key, sent_this_hour = v_this_hour,
+          day_key = v_day_key, sent_today = v_today, updated_at = p_now
+        WHERE id = v_account
+      ), u AS (
+        UPDATE "disparo".recipients rc SET
+          status = 'sending',
+          text = g.text,
+          account_id = v_account,
+          attempts = g.attempt,
+          provider_message_id = CASE WHEN g.pid <> '' THEN g.pid ELSE rc.provider_message_id END,
+          lease_owner = p_owner,
+          lease_expires_at = p_now + p_lease_ms,
+          updated_at = p_now
+        FROM unnest(v_item_ids, v_texts, v_attempts, v_pids, v_fresh) AS g(id, text, attempt, pid, fresh)
+        WHERE g.fresh AND rc.id = g.id AND rc.status = 'pending'
+        RETURNING CAST(ROW(rc.campaign_id, rc.batch, 'pending', 'sending') AS "disparo".move) AS m
+      )
+      SELECT v_moves || coalesce(array_agg(u.m), '{}') INTO v_moves FROM u;
+    END IF;
+  END IF;
+
+  PERFORM "disparo"._count_moves(v_moves);
+  RETURN jsonb_build_object('outcomes', v_outcomes, 'grants', to_jsonb(v_grants));
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/claim_recipients.sql
+SELECT pg_temp.disparo_function('claim_recipients', '82bf29a62cdc74daff7aa7ef0b4e6d8b', $disparo_sql$
+-- StateStore.claimRecipients: lease up to `p_limit` pending rows of one batch, lowest seq first, that
+-- no live lease holds. Marks the batch started. Rows whose phone opted out after the import are
+-- skipped here (_skip_opted_out) and do not count toward the limit.
+--
+-- Why a keyset lower bound (`p_after_seq`): the claim index keeps the entries of rows already claimed
+-- and finished until a vacuum removes them, so a claim that scans the batch from its start walks
+-- more dead entries at every claim. The caller passes the highest seq it last claimed in this batch;
+-- when a claim comes back short it passes 0 next time. When the range above `p_after_seq` runs out,
+-- the same call fills up from below it, so rows handed back below the cursor (retries, recovery) are
+-- still found, lowest first among those.
+--
+-- SKIP LOCKED: two callers never wait on, or get, the same row.
+CREATE OR REPLACE FUNCTION "disparo".claim_recipients(p_campaign_id text, p_batch integer, p_owner text, p_limit integer,
+  p_now bigint, p_lease_ms bigint, p_after_seq integer DEFAULT 0)
+RETURNS SETOF "disparo".recipients
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_got integer := 0;
+  v_need integer;
+  v_low integer;
+  v_high integer;
+  v_pass integer;
+  v_take bigint[];
+  v_skip bigint[];
+  v_max integer;
+  v_found integer;
+  v_moves "disparo".move[] := '{}';
+BEGIN
+  UPDATE "disparo".batches SET started_at = p_now
+    WHERE campaign_id = p_campaign_id AND batch = p_batch AND started_at IS NULL;
+  FOR v_pass IN 1..2 LOOP
+    EXIT WHEN v_pass = 2 AND coalesce(p_after_seq, 0) <= 0;
+    IF v_pass = 1 THEN
+      v_low := greatest(coalesce(p_after_seq, 0), 0);
+      v_high := NULL;
+    ELSE
+      v_low := 0;
+      v_high := p_after_seq;
+    END IF;
+    LOOP
+      v_need := p_limit - v_got;
+      EXIT WHEN v_need <= 0;
+      WITH cand AS (
+        SELECT r.id, r.seq, r.phone FROM "disparo".recipients r
+        WHERE r.campaign_id = p_campaign_id AND r.batch = p_batch AND r.processed_at IS NULL AND r.status = 'pending'
+          AND r.seq > v_low AND (v_high IS NULL OR r.seq <= v_high)
+          AND (r.lease_owner IS NULL OR r.lease_expires_at IS NULL OR r.lease_expires_at <= p_now)
+        ORDER BY r.seq
+        LIMIT v_need
+        FOR UPDATE SKIP LOCKED
+      ), flagged AS (
+        SELECT c.id, c.seq, EXISTS (SELECT 1 FROM "disparo".opt_outs o WHERE o.phone = c.phone) AS opted FROM cand c
+      )
+      SELECT coalesce(array_agg(f.id) FILTER (WHERE NOT f.opted), '{}'), coalesce(array_agg(f.id) FILTER (WHERE f.opted), '{}'),
+        max(f.seq), count(*)
+        INTO v_take, v_skip, v_max, v_found
+        FROM flagged f;
+      EXIT WHEN v_found = 0;
+      IF cardinality(v_take) > 0 THEN
+        RETURN QUERY
+          UPDATE "disparo".recipients SET lease_owner = p_owner, lease_expires_at = p_now + p_lease_ms, updated_at = p_now
+          WHERE id = ANY (v_take) RETURNING *;
+        v_got := v_got + cardinality(v_take);
+      END IF;
+      IF cardinality(v_skip) > 0 THEN
+        v_moves := v_moves || "disparo"._skip_opted_out(v_skip, p_now);
+      END IF;
+      EXIT WHEN v_found < v_need;
+      v_low := v_max;
+    END LOOP;
+  END LOOP;
+  PERFORM "disparo"._count_moves(v_moves);
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/cleanup.sql
+SELECT pg_temp.disparo_function('cleanup', '7fbf4d93a8cbe5e57fbd1dea04938f33', $disparo_sql$
+-- StateStore.cleanup: delete finished campaigns whose `finished_at` is before `p_older_than`, with their
+-- rows, batch records and counter shards. Only a finished campaign has a `finished_at` (set by
+-- transition_campaign when core's isFinished says so), so no list of statuses lives here.
+-- Returns {"campaigns": n, "recipients": n}.
+CREATE OR REPLACE FUNCTION "disparo".cleanup(p_older_than bigint)
+RETURNS jsonb
+LANGUAGE sql AS $$
+  WITH c AS (
+    DELETE FROM "disparo".campaigns WHERE finished_at < p_older_than RETURNING id
+  ), r AS (
+    DELETE FROM "disparo".recipients WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
+  ), b AS (
+    DELETE FROM "disparo".batches WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
+  ), k AS (
+    DELETE FROM "disparo".campaign_counts WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
+  ), bk AS (
+    DELETE FROM "disparo".batch_counts WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
+  )
+  -- (Every data-modifying CTE runs to completion whether or not the query reads it.)
+  SELECT jsonb_build_object('campaigns', (SELECT count(*) FROM c), 'recipients', (SELECT count(*) FROM r))
+$$;
+$disparo_sql$);
+
+-- sql/functions/contact_history.sql
+SELECT pg_temp.disparo_function('contact_history', 'c57b8ce2dc0fc4dc1131e5897feae398', $disparo_sql$
+-- StateStore.contactHistory: sends (rows in sent, delivered or read) to the phones in `p_phones` (a
+-- JSON array) at or after `p_since`, in any campaign, newest first.
+CREATE OR REPLACE FUNCTION "disparo".contact_history(p_phones jsonb, p_since bigint)
+RETURNS TABLE (phone text, campaign_id text, account_id text, sent_at bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT r.phone, r.campaign_id, r.account_id, r.sent_at FROM "disparo".recipients r
+  WHERE r.phone = ANY (ARRAY(SELECT DISTINCT jsonb_array_elements_text(p_phones)))
+    AND r.status IN ('sent', 'delivered', 'read') AND r.sent_at >= p_since
+  ORDER BY r.sent_at DESC, r.id DESC
+$$;
+$disparo_sql$);
+
+-- sql/functions/count_processed_since.sql
+SELECT pg_temp.disparo_function('count_processed_since', '0f120a1011eebf005e4a167c0115e09d', $disparo_sql$
+-- StateStore.countProcessedSince: rows of the campaign that reached a terminal status at or after `p_since`.
+CREATE OR REPLACE FUNCTION "disparo".count_processed_since(p_campaign_id text, p_since bigint)
+RETURNS integer
+LANGUAGE sql STABLE AS $$
+  SELECT count(*)::integer FROM "disparo".recipients r WHERE r.campaign_id = p_campaign_id AND r.processed_at >= p_since
+$$;
+$disparo_sql$);
+
+-- sql/functions/create_campaign.sql
+SELECT pg_temp.disparo_function('create_campaign', 'bc90b476fece8ba6b023ebc56833ca87', $disparo_sql$
+-- StateStore.createCampaign. `p_campaign` is a `NewCampaign` record. A campaign id already taken
+-- raises unique_violation (23505), which the store reports as a ConflictError.
+CREATE OR REPLACE FUNCTION "disparo".create_campaign(p_campaign jsonb)
+RETURNS jsonb
+LANGUAGE sql AS $$
+  INSERT INTO "disparo".campaigns AS c (id, name, templates, media, account_ids, status, settings, scheduled_at,
+    metadata, created_at, updated_at)
+  VALUES (p_campaign ->> 'id', p_campaign ->> 'name', p_campaign -> 'templates', nullif(p_campaign -> 'media', 'null'),
+    p_campaign -> 'accountIds', p_campaign ->> 'status', p_campaign -> 'settings', (p_campaign ->> 'scheduledAt')::bigint,
+    coalesce(p_campaign -> 'metadata', '{}'), (p_campaign ->> 'now')::bigint, (p_campaign ->> 'now')::bigint)
+  RETURNING "disparo"._campaign_json(c)
+$$;
+$disparo_sql$);
+
+-- sql/functions/get_account.sql
+SELECT pg_temp.disparo_function('get_account', '2741b50b0f53c7457eb874678f101471', $disparo_sql$
+-- StateStore.getAccount: the account's row, or none.
+CREATE OR REPLACE FUNCTION "disparo".get_account(p_id text)
+RETURNS SETOF "disparo".accounts
+LANGUAGE sql STABLE AS $$
+  SELECT a.* FROM "disparo".accounts a WHERE a.id = p_id
+$$;
+$disparo_sql$);
+
+-- sql/functions/get_campaign.sql
+SELECT pg_temp.disparo_function('get_campaign', '0fb90967904433d5d0ed5d830b2e0a65', $disparo_sql$
+-- StateStore.getCampaign: the campaign (see _campaign_json), or null.
+CREATE OR REPLACE FUNCTION "disparo".get_campaign(p_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT "disparo"._campaign_json(c) FROM "disparo".campaigns c WHERE c.id = p_id
+$$;
+$disparo_sql$);
+
+-- sql/functions/get_recipient_by_provider_id.sql
+SELECT pg_temp.disparo_function('get_recipient_by_provider_id', '463add833e93f81f30d42e5ea68cfb1a', $disparo_sql$
+-- StateStore.getRecipientByProviderId: the row carrying this provider message id (the latest one to
+-- take it, should two), or no row.
+CREATE OR REPLACE FUNCTION "disparo".get_recipient_by_provider_id(p_provider_message_id text)
+RETURNS SETOF "disparo".recipients
+LANGUAGE sql STABLE AS $$
+  SELECT r.* FROM "disparo".recipients r
+  WHERE r.provider_message_id = p_provider_message_id
+  ORDER BY r.updated_at DESC, r.id DESC
+  LIMIT 1
+$$;
+$disparo_sql$);
+
+-- sql/functions/heartbeat.sql
+SELECT pg_temp.disparo_function('heartbeat', '11beab2a2f828dba8238c43d6437bca4', $disparo_sql$
+-- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease.
+-- SKIP LOCKED: a row another statement of this owner holds (its checkpoint) is skipped, not waited
+-- for; waiting, in whatever order the scan meets rows, could deadlock with that checkpoint.
+CREATE OR REPLACE FUNCTION "disparo".heartbeat(p_owner text, p_now bigint, p_lease_ms bigint)
+RETURNS integer
+LANGUAGE sql AS $$
+  WITH l AS (
+    SELECT id FROM "disparo".recipients WHERE lease_owner = p_owner FOR UPDATE SKIP LOCKED
+  ), u AS (
+    UPDATE "disparo".recipients r SET lease_expires_at = p_now + p_lease_ms FROM l
+    WHERE r.id = l.id AND r.lease_owner = p_owner RETURNING 1
+  )
+  SELECT count(*)::integer FROM u
+$$;
+$disparo_sql$);
+
+-- sql/functions/list_accounts.sql
+SELECT pg_temp.disparo_function('list_accounts', '4980a8fdee46c1650cee4e00d59aa4e5', $disparo_sql$
+-- StateStore.listAccounts: the accounts whose ids are in `p_ids` (a JSON array), in that order, each
+-- once, unknown ids left out; or every account by id when `p_ids` is null.
+CREATE OR REPLACE FUNCTION "disparo".list_accounts(p_ids jsonb DEFAULT NULL)
+RETURNS SETOF "disparo".accounts
+LANGUAGE sql STABLE AS $$
+  SELECT a.* FROM "disparo".accounts a
+  LEFT JOIN (
+    SELECT x.id, min(x.i) AS i FROM jsonb_array_elements_text(coalesce(p_ids, '[]')) WITH ORDINALITY AS x(id, i) GROUP BY x.id
+  ) w ON w.id = a.id
+  WHERE p_ids IS NULL OR w.id IS NOT NULL
+  ORDER BY w.i, a.id
+$$;
+$disparo_sql$);
+
+-- sql/functions/list_batches.sql
+SELECT pg_temp.disparo_function('list_batches', 'b4cdc25aab5deb4a5204206d48834003', $disparo_sql$
+-- StateStore.listBatches: a JSON array of the campaign's `BatchRecord`s in batch order, each with its
+-- counts (the sum of its counter shards; sent includes delivered and read, see core's BATCH_COUNT).
+CREATE OR REPLACE FUNCTION "disparo".list_batches(p_campaign_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(jsonb_agg(jsonb_build_object(
+      'campaignId', b.campaign_id, 'batch', b.batch,
+      'size', coalesce(k.n_total, 0), 'sent', coalesce(k.n_sent, 0), 'failed', coalesce(k.n_failed, 0),
+      'skipped', coalesce(k.n_skipped, 0), 'unknown', coalesce(k.n_unknown, 0),
+      'startedAt', b.started_at, 'finishedAt', b.finished_at, 'error', b.error) ORDER BY b.batch), '[]')
+  FROM "disparo".batches b
+  LEFT JOIN LATERAL (
+    SELECT sum(s.n_total) AS n_total, sum(s.n_sent + s.n_delivered + s.n_read) AS n_sent, sum(s.n_failed) AS n_failed,
+      sum(s.n_skipped) AS n_skipped, sum(s.n_unknown) AS n_unknown
+    FROM "disparo".batch_counts s WHERE s.campaign_id = b.campaign_id AND s.batch = b.batch
+  ) k ON true
+  WHERE b.campaign_id = p_campaign_id
+$$;
+$disparo_sql$);
+
+-- sql/functions/list_campaigns.sql
+SELECT pg_temp.disparo_function('list_campaigns', 'cd423b9e90f3475193d6811bde6cd7b9', $disparo_sql$
+-- StateStore.listCampaigns: a JSON array of campaigns, oldest first (created_at, then id), with one of
+-- the statuses in `p_statuses` (a JSON array; null for all), at most `p_limit` (null for all).
+CREATE OR REPLACE FUNCTION "disparo".list_campaigns(p_statuses jsonb DEFAULT NULL, p_limit integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(jsonb_agg("disparo"._campaign_json(c) ORDER BY c.created_at, c.id), '[]')
+  FROM (
+    SELECT c.* FROM "disparo".campaigns c
+    WHERE p_statuses IS NULL OR c.status IN (SELECT jsonb_array_elements_text(p_statuses))
+    ORDER BY c.created_at, c.id
+    LIMIT CASE WHEN p_limit < 0 THEN 0 ELSE p_limit END
+  ) c
+$$;
+$disparo_sql$);
+
+-- sql/functions/list_in_doubt.sql
+SELECT pg_temp.disparo_function('list_in_doubt', '7af9c6b93ba974b3d7bd6a1a69ba6428', $disparo_sql$
+-- StateStore.listInDoubt: sends that may or may not have happened: `sending` rows whose lease expired
+-- at or before `p_now`, oldest expiry first, of one campaign or all (`p_campaign_id` null).
+CREATE OR REPLACE FUNCTION "disparo".list_in_doubt(p_now bigint, p_limit integer, p_campaign_id text DEFAULT NULL)
+RETURNS SETOF "disparo".recipients
+LANGUAGE sql STABLE AS $$
+  SELECT r.* FROM "disparo".recipients r
+  WHERE r.status = 'sending' AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= p_now)
+    AND (p_campaign_id IS NULL OR r.campaign_id = p_campaign_id)
+  ORDER BY r.lease_expires_at NULLS FIRST, r.seq
+  LIMIT CASE WHEN p_limit < 0 THEN 0 ELSE p_limit END
+$$;
+$disparo_sql$);
+
+-- sql/functions/list_opt_outs.sql
+SELECT pg_temp.disparo_function('list_opt_outs', '2f509895698e8d8a7de32d7de37f3848', $disparo_sql$
+-- StateStore.listOptOuts: the suppression list entries of the phones in `p_phones` (a JSON array), or
+-- all of them when it is null.
+CREATE OR REPLACE FUNCTION "disparo".list_opt_outs(p_phones jsonb DEFAULT NULL)
+RETURNS SETOF "disparo".opt_outs
+LANGUAGE sql STABLE AS $$
+  SELECT o.* FROM "disparo".opt_outs o
+  WHERE p_phones IS NULL OR o.phone = ANY (ARRAY(SELECT jsonb_array_elements_text(p_phones)))
+  ORDER BY o.at, o.phone
+$$;
+$disparo_sql$);
+
+-- sql/functions/list_recipients.sql
+SELECT pg_temp.disparo_function('list_recipients', '986d4d61f9d68225892f3f9ab48fbeb0', $disparo_sql$
+-- StateStore.listRecipients: the campaign's rows with `seq` above `p_after_seq` (keyset paging), with
+-- one of the statuses in `p_statuses` (a JSON array; null for all), by seq, at most `p_limit` (null for all).
+CREATE OR REPLACE FUNCTION "disparo".list_recipients(p_campaign_id text, p_statuses jsonb DEFAULT NULL,
+  p_after_seq integer DEFAULT NULL, p_limit integer DEFAULT NULL)
+RETURNS SETOF "disparo".recipients
+LANGUAGE sql STABLE AS $$
+  SELECT r.* FROM "disparo".recipients r
+  WHERE r.campaign_id = p_campaign_id AND r.seq > greatest(coalesce(p_after_seq, 0), 0)
+    AND (p_statuses IS NULL OR r.status = ANY (ARRAY(SELECT jsonb_array_elements_text(p_statuses))))
+  ORDER BY r.seq
+  LIMIT CASE WHEN p_limit < 0 THEN 0 ELSE p_limit END
+$$;
+$disparo_sql$);
+
+-- sql/functions/next_batch.sql
+SELECT pg_temp.disparo_function('next_batch', '00b3508f5655d64d5282c3443a082ca4', $disparo_sql$
+-- StateStore.nextBatch: move the campaign's batch pointer from `p_current` to `p_next` (and set the
+-- pause before it) when its current batch is `p_current` and none of that batch's rows is pending or
+-- sending; mark the finished batch. Returns the campaign, or null (not finished, or another worker
+-- moved the pointer first). The campaign row is locked first, so an import into the current batch
+-- either commits before (and its rows hold the move back) or waits and sees the new batch.
+CREATE OR REPLACE FUNCTION "disparo".next_batch(p_campaign_id text, p_current integer, p_next integer,
+  p_next_batch_at bigint, p_now bigint)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_current integer;
+  v_result jsonb;
+BEGIN
+  SELECT c.current_batch INTO v_current FROM "disparo".campaigns c WHERE c.id = p_campaign_id FOR UPDATE;
+  IF NOT FOUND OR v_current <> p_current THEN
+    RETURN NULL;
+  END IF;
+  IF (SELECT coalesce(sum(k.n_pending + k.n_sending), 0) FROM "disparo".batch_counts k
+      WHERE k.campaign_id = p_campaign_id AND k.batch = p_current) > 0 THEN
+    RETURN NULL;
+  END IF;
+  UPDATE "disparo".batches SET finished_at = p_now WHERE campaign_id = p_campaign_id AND batch = p_current;
+  UPDATE "disparo".campaigns c SET current_batch = p_next, next_batch_at = p_next_batch_at, updated_at = p_now
+    WHERE c.id = p_campaign_id
+    RETURNING "disparo"._campaign_json(c) INTO v_result;
+  RETURN v_result;
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/notify_wake.sql
+SELECT pg_temp.disparo_function('notify_wake', '0de08130671a59751fedf498d22945af', $disparo_sql$
+-- StateStore.notifyWake: wake idle workers that LISTEN on `p_channel` (the store's wake channel,
+-- `disparo_wake_<schema>`): a campaign started, resumed or was scheduled.
+CREATE OR REPLACE FUNCTION "disparo".notify_wake(p_channel text)
+RETURNS void
+LANGUAGE sql AS $$
+  SELECT pg_notify(p_channel, '')
+$$;
+$disparo_sql$);
+
+-- sql/functions/release.sql
+SELECT pg_temp.disparo_function('release', '72d57505082f781af04a3ed72529ecb5', $disparo_sql$
+-- StateStore.release: drop `p_owner`'s leases on pending rows: all of them, or those whose ids are in
+-- `p_recipient_ids` (a JSON array). Sending rows are left to recovery. Rows are locked in id order,
+-- so two releases never deadlock.
+CREATE OR REPLACE FUNCTION "disparo".release(p_owner text, p_recipient_ids jsonb DEFAULT NULL)
+RETURNS integer
+LANGUAGE sql AS $$
+  WITH l AS (
+    SELECT id FROM "disparo".recipients
+    WHERE lease_owner = p_owner AND status = 'pending'
+      AND (p_recipient_ids IS NULL OR id = ANY (ARRAY(SELECT "disparo"._row_id(x) FROM jsonb_array_elements_text(p_recipient_ids) x)))
+    ORDER BY id FOR UPDATE
+  ), u AS (
+    UPDATE "disparo".recipients r SET lease_owner = NULL, lease_expires_at = NULL FROM l
+    WHERE r.id = l.id AND r.lease_owner = p_owner AND r.status = 'pending' RETURNING 1
+  )
+  SELECT count(*)::integer FROM u
+$$;
+$disparo_sql$);
+
+-- sql/functions/remove_opt_out.sql
+SELECT pg_temp.disparo_function('remove_opt_out', '1a9a75b2f8e301d285eaffcda144fd3f', $disparo_sql$
+-- StateStore.removeOptOut: true when the phone was on the suppression list.
+CREATE OR REPLACE FUNCTION "disparo".remove_opt_out(p_phone text)
+RETURNS boolean
+LANGUAGE sql AS $$
+  WITH d AS (DELETE FROM "disparo".opt_outs WHERE phone = p_phone RETURNING 1)
+  SELECT count(*) > 0 FROM d
+$$;
+$disparo_sql$);
+
+-- sql/functions/settle_in_doubt.sql
+SELECT pg_temp.disparo_function('settle_in_doubt', '2497904420d1965fb6080c0e91bab3ef', $disparo_sql$
+-- StateStore.settleInDoubt: `p_settlements` is an array of `InDoubtSettlement`
+-- ({"recipientId", "status": sent|pending|unknown, "providerMessageId", "sentAt"}). Each applies only
+-- while its row is still `sending` with an expired lease, so of two recovering workers exactly one
+-- settles it (the other re-reads the row after the first commits and finds it settled); the first
+-- settlement of a row wins. A settled row leaves its account's in-flight window, and the account is
+-- paced from now (core's nextSendAfterSettling: max(next_send_at, now + pacing.intervalMs.min)),
+-- since the provider may have taken the message as late as the dead worker's last moment.
+-- Returns how many applied.
+CREATE OR REPLACE FUNCTION "disparo".settle_in_doubt(p_settlements jsonb, p_now bigint)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_ids bigint[];
+  v_applied integer;
+  v_accounts text[];
+  v_moves "disparo".move[];
+BEGIN
+  SELECT array_agg(DISTINCT "disparo"._row_id(e ->> 'recipientId')) INTO v_ids
+    FROM jsonb_array_elements(coalesce(p_settlements, '[]')) e;
+  -- Recipients first, then accounts, each in key order (as every function locks them).
+  PERFORM 1 FROM "disparo".recipients r
+    WHERE r.id = ANY (v_ids) AND r.status = 'sending' AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= p_now)
+    ORDER BY r.id FOR UPDATE;
+  WITH s AS (
+    SELECT DISTINCT ON (x.id) x.id, x.status, x.pid, x.sent_at
+    FROM (
+      SELECT "disparo"._row_id(e ->> 'recipientId') AS id, e ->> 'status' AS status, e ->> 'providerMessageId' AS pid,
+        (e ->> 'sentAt')::bigint AS sent_at, i
+      FROM jsonb_array_elements(p_settlements) WITH ORDINALITY AS x(e, i)
+    ) x
+    WHERE x.status IN ('sent', 'pending', 'unknown')
+    ORDER BY x.id, x.i
+  ), old AS (
+    SELECT r.id, r.status, r.campaign_id, r.batch, r.account_id FROM "disparo".recipients r
+    WHERE r.id = ANY (v_ids) AND r.status = 'sending' AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= p_now)
+  ), u AS (
+    UPDATE "disparo".recipients r SET
+      status = s.status,
+      lease_owner = NULL,
+      lease_expires_at = NULL,
+      updated_at = p_now,
+      provider_message_id = CASE WHEN s.status = 'sent' AND s.pid <> '' THEN s.pid ELSE r.provider_message_id END,
+      sent_at = CASE WHEN s.status = 'sent' THEN coalesce(s.sent_at, p_now) ELSE r.sent_at END,
+      processed_at = CASE WHEN s.status = 'pending' THEN r.processed_at ELSE p_now END
+    FROM s JOIN old ON old.id = s.id
+    WHERE r.id = s.id
+    RETURNING old.account_id, CAST(ROW(old.campaign_id, old.batch, 'sending', s.status) AS "disparo".move) AS m
+  )
+  SELECT count(*), array_agg(DISTINCT u.account_id) FILTER (WHERE u.account_id IS NOT NULL), array_agg(u.m)
+    INTO v_applied, v_accounts, v_moves FROM u;
+
+  IF v_accounts IS NOT NULL THEN
+    WITH l AS (
+      SELECT a.id FROM "disparo".accounts a WHERE a.id = ANY (v_accounts) ORDER BY a.id FOR UPDATE
+    )
+    UPDATE "disparo".accounts a SET
+      next_send_at = greatest(a.next_send_at, p_now + coalesce((a.pacing -> 'intervalMs' ->> 'min')::bigint, 0)),
+      updated_at = p_now
+    FROM l WHERE a.id = l.id;
+  END IF;
+  PERFORM "disparo"._count_moves(v_moves);
+  RETURN v_applied;
+END
+$$;
+$disparo_sql$);
+
+-- sql/functions/transition_campaign.sql
+SELECT pg_temp.disparo_function('transition_campaign', '91cfffa931f0188aa5cd4fe6b67a7367', $disparo_sql$
+-- StateStore.transitionCampaign, compare-and-set: when the campaign's status is one of
+-- `p_change.from`, set `to` and the rest of the change, and return the campaign; else null.
+-- `p_change` is a `CampaignTransition`, with `from` already narrowed by the caller to the statuses
+-- that may go to `to` (core's CAMPAIGN_TRANSITIONS, the one source of that table) and `finished`
+-- saying whether `to` ends the campaign. A key absent from the change leaves its column as it is.
+CREATE OR REPLACE FUNCTION "disparo".transition_campaign(p_id text, p_change jsonb)
+RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE "disparo".campaigns c SET
+    status = p_change ->> 'to',
+    updated_at = (p_change ->> 'now')::bigint,
+    pause_reason = CASE WHEN p_change ->> 'to' = 'paused' THEN p_change ->> 'pauseReason' END,
+    scheduled_at = CASE WHEN p_change ? 'scheduledAt' THEN (p_change ->> 'scheduledAt')::bigint ELSE c.scheduled_at END,
+    last_error = CASE WHEN p_change ? 'lastError' THEN p_change ->> 'lastError' ELSE c.last_error END,
+    started_at = CASE WHEN p_change ->> 'to' = 'running' THEN coalesce(c.started_at, (p_change ->> 'now')::bigint) ELSE c.started_at END,
+    finished_at = CASE WHEN (p_change ->> 'finished')::boolean THEN (p_change ->> 'now')::bigint ELSE c.finished_at END
+  WHERE c.id = p_id AND c.status IN (SELECT jsonb_array_elements_text(p_change -> 'from'))
+  RETURNING "disparo"._campaign_json(c)
+$$;
+$disparo_sql$);
+
+-- sql/functions/update_account.sql
+SELECT pg_temp.disparo_function('update_account', 'eed9e511640e9a456ef354ea81845ccb', $disparo_sql$
+-- StateStore.updateAccount: `p_patch` is an `AccountPatch`; a key absent from it leaves its column as
+-- it is. `nextSendAtAtLeast` only ever moves next_send_at later. Returns the row, or none.
+CREATE OR REPLACE FUNCTION "disparo".update_account(p_id text, p_patch jsonb, p_now bigint)
+RETURNS SETOF "disparo".accounts
+LANGUAGE sql AS $$
+  UPDATE "disparo".accounts a SET
+    state = CASE WHEN p_patch ? 'state' THEN p_patch ->> 'state' ELSE a.state END,
+    connection = CASE WHEN p_patch ? 'connection' THEN p_patch ->> 'connection' ELSE a.connection END,
+    consecutive_failures = CASE WHEN p_patch ? 'consecutiveFailures' THEN (p_patch ->> 'consecutiveFailures')::integer ELSE a.consecutive_failures END,
+    disabled_until = CASE WHEN p_patch ? 'disabledUntil' THEN (p_patch ->> 'disabledUntil')::bigint ELSE a.disabled_until END,
+    disabled_reason = CASE WHEN p_patch ? 'disabledReason' THEN p_patch ->> 'disabledReason' ELSE a.disabled_reason END,
+    next_send_at = greatest(a.next_send_at, coalesce((p_patch ->> 'nextSendAtAtLeast')::bigint, a.next_send_at)),
+    updated_at = p_now
+  WHERE a.id = p_id
+  RETURNING *
+$$;
+$disparo_sql$);
+
+-- sql/functions/update_campaign.sql
+SELECT pg_temp.disparo_function('update_campaign', '3decd3c67b43b6606c58eb8db5a98535', $disparo_sql$
+-- StateStore.updateCampaign: `p_patch` is a `CampaignPatch`; a key absent from it leaves its column
+-- as it is. Returns the campaign, or null when there is none.
+CREATE OR REPLACE FUNCTION "disparo".update_campaign(p_id text, p_patch jsonb, p_now bigint)
+RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE "disparo".campaigns c SET
+    name = CASE WHEN p_patch ? 'name' THEN p_patch ->> 'name' ELSE c.name END,
+    templates = CASE WHEN p_patch ? 'templates' THEN p_patch -> 'templates' ELSE c.templates END,
+    media = CASE WHEN p_patch ? 'media' THEN nullif(p_patch -> 'media', 'null') ELSE c.media END,
+    account_ids = CASE WHEN p_patch ? 'accountIds' THEN p_patch -> 'accountIds' ELSE c.account_ids END,
+    settings = CASE WHEN p_patch ? 'settings' THEN p_patch -> 'settings' ELSE c.settings END,
+    metadata = CASE WHEN p_patch ? 'metadata' THEN p_patch -> 'metadata' ELSE c.metadata END,
+    scheduled_at = CASE WHEN p_patch ? 'scheduledAt' THEN (p_patch ->> 'scheduledAt')::bigint ELSE c.scheduled_at END,
+    updated_at = p_now
+  WHERE c.id = p_id
+  RETURNING "disparo"._campaign_json(c)
+$$;
+$disparo_sql$);
+
+-- sql/functions/upsert_account.sql
+SELECT pg_temp.disparo_function('upsert_account', '4e2e632805c94f469080158bc3325ac2', $disparo_sql$
+-- StateStore.upsertAccount: create the account (active, next send now), or update its pacing only;
+-- its state and pacing position are kept.
+CREATE OR REPLACE FUNCTION "disparo".upsert_account(p_id text, p_pacing jsonb, p_now bigint)
+RETURNS SETOF "disparo".accounts
+LANGUAGE sql AS $$
+  INSERT INTO "disparo".accounts (id, pacing, next_send_at, created_at, updated_at) VALUES (p_id, p_pacing, p_now, p_now, p_now)
+  ON CONFLICT (id) DO UPDATE SET pacing = excluded.pacing, updated_at = excluded.updated_at
+  RETURNING *
+$$;
+$disparo_sql$);
+
+-- 3. Access: the service role only.
+SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_outcome_rows', '_row_id', '_skip_opted_out', '_write_ahead_rows', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
+REVOKE ALL ON SCHEMA "disparo" FROM PUBLIC, anon, authenticated;
+GRANT USAGE ON SCHEMA "disparo" TO service_role;
+REVOKE ALL ON ALL TABLES IN SCHEMA "disparo" FROM PUBLIC, anon, authenticated, service_role;
+GRANT SELECT ON ALL TABLES IN SCHEMA "disparo" TO service_role;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA "disparo" FROM PUBLIC, anon, authenticated, service_role;
+
+DROP FUNCTION pg_temp.disparo_migration(integer, text, text);
+DROP FUNCTION pg_temp.disparo_function(text, text, text);
+DROP FUNCTION pg_temp.disparo_lock_down(text[]);
+
+-- 4. PostgREST picks up the functions.
+NOTIFY pgrst, 'reload schema';
