@@ -3,7 +3,7 @@
  * unless DATABASE_URL is set, and measures raw references in the same run on the same server, so the
  * store's figures can be read against what the machine does at all. Prints one JSON object per line.
  *
- *   pnpm --filter @disparo/adapter-postgres bench [--n 20000] [--group 200] [--rounds 3] [--import 1000000] [--skip-1m] [--only durable,grouped,window,import,rss,resume]
+ *   pnpm --filter @disparo/adapter-postgres bench [--n 20000] [--group 200] [--rounds 3] [--import 1000000] [--skip-1m] [--claim 1000] [--only durable,grouped,window,import,rss,resume]
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -172,6 +172,9 @@ async function engineRun(url: string, schema: string, n: number, accounts: numbe
   return { rate, peakRss };
 }
 
+/** `--claim`: recipients claimed per account per claim slice in the window benches. */
+const windowClaim = arg('claim', 1_000);
+
 /** Sends per account within each sliding second, as they left the engine: the highest. */
 function peakPerSecond(times: number[]): number {
   const t = times.slice().sort((a, b) => a - b);
@@ -195,16 +198,6 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const ids = Array.from({ length: accounts }, (_, i) => `w-${i}`);
-  const trace = new Map<string, string[]>();
-  if (process.env.TRACE) {
-    const cp = store.checkpoint.bind(store);
-    store.checkpoint = async (input) => {
-      const r = await cp(input);
-      (input.outcomes ?? []).forEach((o, i) => trace.set(o.recipientId, [...(trace.get(o.recipientId) ?? []), `out ${o.status} keep=${o.keepLease} n=${input.outcomes!.length} w=${input.writeAhead?.items.length ?? 0} -> ${JSON.stringify(r.outcomes[i])}`]));
-      (input.writeAhead?.items ?? []).forEach((it, i) => trace.set(it.recipientId, [...(trace.get(it.recipientId) ?? []), `wa n=${input.outcomes?.length ?? 0} w=${input.writeAhead!.items.length} -> ${JSON.stringify(r.grants[i])}`]));
-      return r;
-    };
-  }
   const left = new Map<string, number[]>(ids.map((id) => [id, []]));
   const transports = ids.map((id, i) => {
     const sim = createSimulatorTransport({ seed: i + 7, latencyMs: { min: 100, max: 200 }, messageIdPrefix: `${schema}-${i}-` });
@@ -221,7 +214,7 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     store,
     logger: silentLogger,
     pollIntervalMs: 100,
-    claimSize: 1_000,
+    claimSize: windowClaim * accounts,
     accounts: ids.map((id, i) => ({ id, transport: transports[i]!, pacing: { intervalMs: { min: 0, max: 0 }, ratePerSecond: 1_000, maxInFlight: 256 } })),
   });
   const campaign = await engine.createCampaign({ name: 'window', templates: ['Oi {{name}}'], accountIds: ids, batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
@@ -245,8 +238,8 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
       if (count !== lastCount) [lastCount, lastMove] = [count, performance.now()];
       else if (performance.now() - lastMove > 20_000) {
         void pool
-          .query(`SELECT account_id, status, count(*)::int AS n, min(id) AS first FROM ${schema}.recipients WHERE status IN ('sending') OR (status = 'pending' AND lease_owner IS NOT NULL) GROUP BY 1, 2`)
-          .then((r) => reject(new Error(`${schema}: no send for 20 s after ${count} sends; open rows: ${JSON.stringify(r.rows)} ${JSON.stringify(r.rows.map((x) => trace.get(String(x.first))))}`)));
+          .query(`SELECT account_id, status, count(*)::int AS n FROM ${schema}.recipients WHERE status IN ('sending') OR (status = 'pending' AND lease_owner IS NOT NULL) GROUP BY 1, 2`)
+          .then((r) => reject(new Error(`${schema}: no send for 20 s after ${count} sends; open rows: ${JSON.stringify(r.rows)}`)));
       }
     }, 1_000);
   });
@@ -272,13 +265,13 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
  * Import through the engine (normalisation, dedup, opt-outs) into PostgreSQL with COPY. Runs in a
  * fresh child process (`--child import`), so its peak RSS is the import's own, not the benches' before.
  */
-async function importMillion(url: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
-  return runChild(['import', url, String(n)]);
+async function importMillion(url: string, schema: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
+  return runChild(['import', url, schema, String(n)]);
 }
 
-async function importChild(url: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
+async function importChild(url: string, schema: string, n: number): Promise<{ seconds: number; peakRss: number; inserted: number }> {
   const pool = benchPool(url, 4);
-  const store = createPostgresStore(pool, { schema: 'bench_import' });
+  const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const engine = createEngine({ store, logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: { intervalMs: { min: 0, max: 0 } } }] });
   const c = await engine.createCampaign({ name: 'import', templates: ['Oi'], accountIds: ['a1'], batchSize: 10_000 });
@@ -426,7 +419,7 @@ async function main() {
         print({ bench: 'pg.durable.throughput', value: Math.round(median(durable)), unit: 'msg/s', n, accounts: 1, runs: durable.map(Math.round), vsRawPerRow: ratio(durable, perRow), rawPerRow: Math.round(median(perRow)), target: '>= 0.8 of pg.raw.per-row' });
         const ref = await rawPerRow(url, 3);
         const d4 = await engineRun(url, 'bench_d4', n, 4);
-        print({ bench: 'pg.durable.throughput.4-accounts', value: Math.round(d4.rate), unit: 'msg/s', n, accounts: 4, vsRawPerRow: Number((d4.rate / ref).toFixed(2)), rawPerRow: Math.round(ref) });
+        print({ bench: 'pg.durable.throughput.4-accounts', value: Math.round(d4.rate), unit: 'msg/s', n, accounts: 4, rawPerRow: Math.round(ref), vsRawPerRow: Number((d4.rate / ref).toFixed(2)), target: '>= 0.8 of pg.raw.per-row (one round)' });
       }
     }
     if (wanted('grouped') || wanted('raw')) {
@@ -442,31 +435,81 @@ async function main() {
         print({ bench: 'pg.grouped.throughput', value: Math.round(median(grouped)), unit: 'msg/s', n: gn, accounts: 1, groupSize, runs: grouped.map(Math.round), vsRawBatch: ratio(grouped, batch), rawBatch: Math.round(median(batch)), target: '>= 0.3 of pg.raw.batch' });
         const ref = await rawBatch(url, 100_000);
         const g4 = await engineRun(url, 'bench_g4', gn, 4, groupSize);
-        print({ bench: 'pg.grouped.throughput.4-accounts', value: Math.round(g4.rate), unit: 'msg/s', n: gn, accounts: 4, groupSize, vsRawBatch: Number((g4.rate / ref).toFixed(2)), rawBatch: Math.round(ref) });
+        print({ bench: 'pg.grouped.throughput.4-accounts', value: Math.round(g4.rate), unit: 'msg/s', n: gn, accounts: 4, groupSize, rawBatch: Math.round(ref), vsRawBatch: Number((g4.rate / ref).toFixed(2)), target: '>= 0.3 of pg.raw.batch (one round)' });
       }
     }
     if (wanted('window')) {
-      const w1 = await windowRun(url, 'bench_w1', n, 1);
-      print({ bench: 'pg.window.throughput', value: Math.round(w1.rate), unit: 'msg/s', n, accounts: 1, ratePerSecond: 1_000, maxInFlight: 256, latencyMs: '100-200', peakPerSecond: w1.peaks, maxSendingSeen: w1.inDoubtMax, target: '>= 950 msg/s; peakPerSecond <= 1000' });
-      const w4 = await windowRun(url, 'bench_w4', n * 2, 4);
-      print({ bench: 'pg.window.throughput.4-accounts', value: Math.round(w4.rate), unit: 'msg/s', n: n * 2, accounts: 4, ratePerSecond: 1_000, maxInFlight: 256, latencyMs: '100-200', peakPerSecond: w4.peaks, maxSendingSeen: w4.inDoubtMax, target: '>= 3800 msg/s in all; each peakPerSecond <= 1000' });
+      // The reference is the provider's limit: the configured rate times the accounts. Each account's
+      // realised peak within any sliding second is printed beside it (the highest over the rounds).
+      for (const [accounts, wn] of [
+        [1, n],
+        [4, n * 2],
+      ] as const) {
+        const runs: Awaited<ReturnType<typeof windowRun>>[] = [];
+        for (let i = 0; i < rounds; i++) runs.push(await windowRun(url, `bench_w${accounts}_${i}`, wn, accounts));
+        const limit = 1_000 * accounts;
+        const rates = runs.map((r) => r.rate);
+        const peaks = Array.from({ length: accounts }, (_, a) => Math.max(...runs.map((r) => r.peaks[a]!)));
+        print({
+          bench: accounts === 1 ? 'pg.window.throughput' : `pg.window.throughput.${accounts}-accounts`,
+          value: Math.round(median(rates)),
+          unit: 'msg/s',
+          runs: rates.map(Math.round),
+          n: wn,
+          accounts,
+          ratePerSecond: 1_000,
+          maxInFlight: 256,
+          latencyMs: '100-200',
+          claimSize: windowClaim * accounts,
+          reference: limit,
+          vsLimit: Number((median(rates) / limit).toFixed(2)),
+          target: `>= ${0.95 * limit} msg/s (0.95 of ${limit}); every peakPerSecond <= 1000`,
+          peakPerSecond: peaks,
+          peakOk: peaks.every((x) => x <= 1_000),
+          maxSendingSeen: Math.max(...runs.map((r) => r.inDoubtMax)),
+        });
+      }
     }
     if (!process.argv.includes('--skip-1m') && wanted('import')) {
-      const copy = await rawCopy(url, importN, false);
-      print({ bench: 'pg.raw.copy', value: Number(copy.toFixed(2)), unit: 's', n: importN, note: 'COPY into a table without indexes, one connection' });
-      const copyIndexed = await rawCopy(url, importN, true);
-      print({ bench: 'pg.raw.copy.indexed', value: Number(copyIndexed.toFixed(2)), unit: 's', n: importN, note: "COPY into a table with the recipients table's four indexes, no dedup or numbering" });
-      const imp = await importMillion(url, importN);
-      print({ bench: 'pg.import.1m', value: Number(imp.seconds.toFixed(2)), unit: 's', n: importN, inserted: imp.inserted, peakRssMb: mb(imp.peakRss), rawCopy: Number(copy.toFixed(2)), rawCopyIndexed: Number(copyIndexed.toFixed(2)), note: 'engine.addRecipients: normalise, dedup, opt-out filter, COPY in chunks of 20k' });
+      // Interleaved: a bare COPY, a COPY into the indexed table, then the import, each round.
+      const copy: number[] = [];
+      const copyIndexed: number[] = [];
+      const imports: Awaited<ReturnType<typeof importMillion>>[] = [];
+      for (let i = 0; i < rounds; i++) {
+        copy.push(await rawCopy(url, importN, false));
+        copyIndexed.push(await rawCopy(url, importN, true));
+        imports.push(await importMillion(url, `bench_import_${i}`, importN));
+      }
+      const secs = imports.map((r) => r.seconds);
+      const s2 = (x: number) => Number(x.toFixed(2));
+      print({ bench: 'pg.raw.copy', value: s2(median(copy)), unit: 's', runs: copy.map(s2), n: importN, note: 'COPY into a table without indexes, one connection' });
+      print({ bench: 'pg.raw.copy.indexed', value: s2(median(copyIndexed)), unit: 's', runs: copyIndexed.map(s2), n: importN, note: "COPY into a table with the recipients table's indexes, no dedup or numbering" });
+      const peakRssMb = Math.max(...imports.map((r) => mb(r.peakRss)));
+      print({
+        bench: 'pg.import.1m',
+        value: s2(median(secs)),
+        unit: 's',
+        runs: secs.map(s2),
+        n: importN,
+        inserted: imports[0]!.inserted,
+        rawCopy: s2(median(copy)),
+        vsRawCopy: ratio(secs, copy),
+        rawCopyIndexed: s2(median(copyIndexed)),
+        vsRawCopyIndexed: ratio(secs, copyIndexed),
+        peakRssMb,
+        target: '<= 5x pg.raw.copy; peak RSS <= 150 MB',
+        met: ratio(secs, copy) <= 5 && peakRssMb <= 150,
+        note: 'engine.addRecipients: normalise, dedup, opt-out filter, COPY in chunks of 20k',
+      });
     }
     if (!process.argv.includes('--skip-1m') && wanted('rss')) {
       const small = await campaignRss(url, 100_000, 20);
       const big = await campaignRss(url, importN, 20);
-      print({ bench: 'pg.campaign.1m.rss', value: mb(big), unit: 'MB', n: importN, rssAt100kMb: mb(small), note: 'peak RSS of the process during 20 s of sending, 1M-recipient campaign vs 100k' });
+      print({ bench: 'pg.campaign.1m.rss', value: mb(big), unit: 'MB', n: importN, reference: 'rss at 100k', rssAt100kMb: mb(small), vs100k: Number((big / small).toFixed(2)), target: '<= 150 MB and flat in N', note: 'peak RSS of the process during 20 s of sending, 1M-recipient campaign vs 100k' });
     }
     if (wanted('resume')) {
       const r = await resume(url, 3_000, 500);
-      print({ bench: 'pg.resume', value: Number(r.seconds.toFixed(2)), unit: 's', leaseMs: 3_000, pollMs: 500, inDoubt: r.inDoubt, note: 'SIGKILL of a worker to the first send of a replacement started at once (includes its process start)' });
+      print({ bench: 'pg.resume', value: Number(r.seconds.toFixed(2)), unit: 's', leaseMs: 3_000, pollMs: 500, inDoubt: r.inDoubt, reference: 'leaseMs 3 s', vsLease: Number((r.seconds / 3).toFixed(2)), target: 'none set (reported)', note: 'SIGKILL of a worker to the first send of a replacement started at once (includes its process start)' });
     }
   } finally {
     await server.stop();
@@ -481,7 +524,7 @@ const entry =
         const [kind, url, ...rest] = process.argv.slice(childAt + 1);
         const out =
           kind === 'import'
-            ? await importChild(url!, Number(rest[0]))
+            ? await importChild(url!, rest[0]!, Number(rest[1]))
             : await rssChild(url!, rest[0]!, rest[1]!, Number(rest[2]), Number(rest[3]));
         console.log(JSON.stringify(out));
       })();
