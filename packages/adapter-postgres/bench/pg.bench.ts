@@ -198,6 +198,17 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const ids = Array.from({ length: accounts }, (_, i) => `w-${i}`);
+  // For a stall's report: each recipient's last few checkpoint entries and what the store answered.
+  const history = new Map<string, string[]>();
+  const note = (id: string, entry: string) => history.set(id, [...(history.get(id) ?? []).slice(-5), entry]);
+  const checkpoint = store.checkpoint.bind(store);
+  store.checkpoint = async (input) => {
+    const r = await checkpoint(input);
+    const size = `o${input.outcomes?.length ?? 0}/w${input.writeAhead?.items.length ?? 0}`;
+    input.outcomes?.forEach((o, i) => note(o.recipientId, `${size} ${o.status}${o.keepLease ? '+keep' : ''} a${o.attempts} -> ${JSON.stringify(r.outcomes[i])}`));
+    input.writeAhead?.items.forEach((it, i) => note(it.recipientId, `${size} ahead a${it.attempt} -> ${JSON.stringify(r.grants[i])}`));
+    return r;
+  };
   const left = new Map<string, number[]>(ids.map((id) => [id, []]));
   const transports = ids.map((id, i) => {
     const sim = createSimulatorTransport({ seed: i + 7, latencyMs: { min: 100, max: 200 }, messageIdPrefix: `${schema}-${i}-` });
@@ -237,9 +248,18 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
       const count = [...left.values()].reduce((a, t) => a + t.length, 0);
       if (count !== lastCount) [lastCount, lastMove] = [count, performance.now()];
       else if (performance.now() - lastMove > 20_000) {
-        void pool
-          .query(`SELECT account_id, status, count(*)::int AS n FROM ${schema}.recipients WHERE status IN ('sending') OR (status = 'pending' AND lease_owner IS NOT NULL) GROUP BY 1, 2`)
-          .then((r) => reject(new Error(`${schema}: no send for 20 s after ${count} sends; open rows: ${JSON.stringify(r.rows)}`)));
+        void Promise.all([
+          pool.query(`SELECT status, account_id, lease_owner IS NOT NULL AS leased, count(*)::int AS n FROM ${schema}.recipients GROUP BY 1, 2, 3`),
+          pool.query(`SELECT id::text, account_id, attempts, lease_owner, lease_expires_at - $1 AS lease_left_ms FROM ${schema}.recipients WHERE status = 'sending' LIMIT 8`, [Date.now()]),
+        ]).then(([byStatus, stuck]) =>
+          reject(
+            new Error(
+              `${schema}: no send for 20 s after ${count} sends; rows: ${JSON.stringify(byStatus.rows)}; sending: ${JSON.stringify(
+                stuck.rows.map((x) => ({ ...x, history: history.get(x.id) })),
+              )}`,
+            ),
+          ),
+        );
       }
     }, 1_000);
   });
@@ -438,20 +458,22 @@ async function main() {
         print({ bench: 'pg.grouped.throughput.4-accounts', value: Math.round(g4.rate), unit: 'msg/s', n: gn, accounts: 4, groupSize, rawBatch: Math.round(ref), vsRawBatch: Number((g4.rate / ref).toFixed(2)), target: '>= 0.3 of pg.raw.batch (one round)' });
       }
     }
-    if (wanted('window')) {
+    {
       // The reference is the provider's limit: the configured rate times the accounts. Each account's
       // realised peak within any sliding second is printed beside it (the highest over the rounds).
       for (const [accounts, wn] of [
         [1, n],
         [4, n * 2],
       ] as const) {
+        const name = accounts === 1 ? 'pg.window.throughput' : `pg.window.throughput.${accounts}-accounts`;
+        if (!wanted(name)) continue;
         const runs: Awaited<ReturnType<typeof windowRun>>[] = [];
         for (let i = 0; i < rounds; i++) runs.push(await windowRun(url, `bench_w${accounts}_${i}`, wn, accounts));
         const limit = 1_000 * accounts;
         const rates = runs.map((r) => r.rate);
         const peaks = Array.from({ length: accounts }, (_, a) => Math.max(...runs.map((r) => r.peaks[a]!)));
         print({
-          bench: accounts === 1 ? 'pg.window.throughput' : `pg.window.throughput.${accounts}-accounts`,
+          bench: name,
           value: Math.round(median(rates)),
           unit: 'msg/s',
           runs: rates.map(Math.round),
