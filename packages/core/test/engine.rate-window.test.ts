@@ -28,7 +28,7 @@ function maxOnWire(spans: Array<{ start: number; end: number }>): number {
 }
 
 /** A rate-paced account on the virtual clock whose provider records how long each send was on the wire. */
-function rig(options: { rate: number; window: number; latency: { min: number; max: number }; failureRates?: Record<string, number> }) {
+function rig(options: { rate: number; window: number; latency: { min: number; max: number }; failureRates?: Record<string, number>; claimSize?: number }) {
   const clock = new VirtualClock();
   const store = createMemoryStore();
   const sim = createSimulatorTransport({ seed: 5, clock, latencyMs: options.latency, failureRates: options.failureRates ?? {}, rateLimitRetryAfterMs: 1_000 });
@@ -50,7 +50,7 @@ function rig(options: { rate: number; window: number; latency: { min: number; ma
     clock,
     logger: silentLogger,
     random: seededRandom(3),
-    claimSize: 2_000,
+    claimSize: options.claimSize ?? 2_000,
     accounts: [{ id: 'a1', transport, pacing: { ratePerSecond: options.rate, maxInFlight: options.window } }],
   });
   return { clock, store, engine, sim, spans, sims: { a1: sim } };
@@ -76,6 +76,56 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
     expect(counters).toEqual(counted);
     expect(counted.sent).toBe(1_200);
     expect(r.clock.now() - started).toBeLessThan(60_000);
+  });
+
+  it('1,000 per second with a window of 256 over slices of 200: the window stays full from one slice to the next', async () => {
+    // Each tick claims 200 (the default claimSize), a fifth of a second at this rate, while an answer
+    // takes 100-200 ms: a tick that waited for every answer before claiming again would idle for a
+    // round trip per slice and reach about 500 per second.
+    const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
+    const c = await campaignWith(r.engine, 6_000, { batchSize: 6_000 });
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    const times = r.sim.sends.map((s) => s.at);
+    const elapsed = (times.at(-1)! - times[0]!) / 1_000;
+    expect(r.sim.sends).toHaveLength(6_000);
+    expect(duplicateSends([r.sim])).toEqual([]);
+    expect(maxInWindow(times, 1_000)).toBeLessThanOrEqual(1_000);
+    expect(6_000 / elapsed).toBeGreaterThanOrEqual(950);
+    const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
+    expect(counters).toEqual(counted);
+    expect(counted.sent).toBe(6_000);
+  });
+
+  it('a pause from another process stops the slices that follow: the sender claims no more once the campaign is not running', async () => {
+    const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
+    // Another process (an API server) shares the store and pauses the campaign; this worker's own
+    // engine is not told, so only what it reads from the store can stop it.
+    const admin = createEngine({ store: r.store, clock: r.clock, logger: silentLogger, accounts: [] });
+    const c = await campaignWith(r.engine, 6_000, { batchSize: 6_000 });
+    await r.engine.start(c.id);
+    let sentAtPause = -1;
+    r.engine.on('message:sent', () => {
+      if (r.sim.sends.length >= 1_000 && sentAtPause < 0) {
+        sentAtPause = r.sim.sends.length;
+        void admin.pause(c.id);
+      }
+    });
+    const stopClock = r.clock.autoAdvance();
+    const running = r.engine.run();
+    const until = r.clock.now() + 8_000;
+    while (r.clock.now() < until) await new Promise((res) => setTimeout(res, 5));
+    await r.engine.stop();
+    await running;
+    stopClock();
+    expect(sentAtPause).toBeGreaterThanOrEqual(1_000);
+    // Sends already written ahead (a window) and those leaving until the next claim reads the status
+    // (a slice) may still go; what the queue holds then, and the thousands that would fit in the
+    // seconds after, do not.
+    expect(r.sim.sends.length - sentAtPause).toBeLessThanOrEqual(256 + 200);
+    expect((await r.store.getCampaign(c.id))!.status).toBe('paused');
+    const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
+    expect(counters).toEqual(counted);
   });
 
   it('never more on the wire than the window, even when the rate would allow more', async () => {

@@ -12,6 +12,9 @@ import { RateSender } from './rate-sender.js';
 import type { TickLimits } from './sender.js';
 
 export type { TickResult } from './batches.js';
+
+/** How long one tick keeps claiming the next slice for rate-paced accounts (see `Dispatcher.refill`). */
+const REFILL_FOR_MS = 10_000;
 export type { TickLimits } from './sender.js';
 
 /**
@@ -52,18 +55,9 @@ export class Dispatcher {
       return { kind: 'finished' };
     }
 
-    const claimed = await store.claimRecipients({
-      campaignId,
-      batch: campaign.currentBatch,
-      owner: this.owner,
-      limit: claimLimit(
-        local.map((a) => this.ctx.accounts.get(a.id)!.pacing),
-        options.claimSize,
-        options.leaseMs,
-      ),
-      now,
-      leaseMs: options.leaseMs,
-    });
+    const pacings = local.map((a) => this.ctx.accounts.get(a.id)!.pacing);
+    const limit = claimLimit(pacings, options.claimSize, options.leaseMs);
+    const claimed = await store.claimRecipients({ campaignId, batch: campaign.currentBatch, owner: this.owner, limit, now, leaseMs: options.leaseMs });
     if (claimed.length === 0) return finishBatch(this.ctx, campaignId);
 
     const skipped = new PendingOutcomes();
@@ -76,14 +70,58 @@ export class Dispatcher {
       throw error;
     }
     if (screened.sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
-    const result = await this.send(campaign, screened.sendable, local, screened.sticky, limits);
-    if (result.kind === 'progressed') result.processed += claimed.length - screened.sendable.length;
+    const queue = new RecipientQueue(screened.sendable, screened.sticky);
+    const screenedOut = { n: claimed.length - screened.sendable.length };
+    if (pacings.some(isRatePaced)) queue.refillWith(this.refill(campaign, local, queue, limit, limits, screenedOut));
+    const result = await this.send(campaign, queue, local, limits);
+    if (result.kind === 'progressed') result.processed += screenedOut.n;
     return result;
   }
 
-  /** Send a claimed slice through the campaign's local accounts; release whatever is left. */
-  private async send(campaign: Campaign, recipients: Recipient[], accounts: AccountRecord[], sticky: Map<string, string>, limits: TickLimits): Promise<TickResult> {
-    const queue = new RecipientQueue(recipients, sticky);
+  /**
+   * The next slice of the batch, claimed and screened while rate-paced accounts send the last one, so
+   * their windows stay full across slices (a tick that waited for every answer before claiming again
+   * would leave the window empty for a round trip per slice). False once the tick must take no more:
+   * the batch ran dry, the tick stopped, or it has claimed for `REFILL_FOR_MS` (the next tick reads the
+   * campaign, its accounts and batch afresh). A campaign found no longer running (paused or cancelled
+   * by another process) also halts the queue: what it still holds is released, not sent.
+   */
+  private refill(campaign: Campaign, local: AccountRecord[], queue: RecipientQueue, limit: number, limits: TickLimits, screenedOut: { n: number }): () => Promise<boolean> {
+    const { store, clock, options } = this.ctx;
+    const until = Math.min(clock.now() + REFILL_FOR_MS, limits.deadline ?? Number.POSITIVE_INFINITY);
+    return async () => {
+      if (limits.signal.aborted || clock.now() >= until) return false;
+      try {
+        const current = await store.getCampaign(campaign.id);
+        if (!current || current.status !== 'running') {
+          // Paused or cancelled by another process: what is claimed here is not sent either.
+          queue.halt();
+          return false;
+        }
+        if (current.currentBatch !== campaign.currentBatch || limits.signal.aborted) return false;
+        const claimed = await store.claimRecipients({ campaignId: campaign.id, batch: campaign.currentBatch, owner: this.owner, limit, now: clock.now(), leaseMs: options.leaseMs });
+        if (claimed.length === 0) return false;
+        const skipped = new PendingOutcomes();
+        let screened: Awaited<ReturnType<typeof screen>>;
+        try {
+          screened = await screen(this.ctx, campaign, claimed, local, skipped);
+          await this.recorder.flush(skipped);
+        } catch (error) {
+          await this.release(claimed);
+          throw error;
+        }
+        screenedOut.n += claimed.length - screened.sendable.length;
+        queue.add(screened.sendable, screened.sticky);
+        return true;
+      } catch (error) {
+        this.ctx.fail(`campaign ${campaign.id}: claiming the next slice`, error);
+        return false;
+      }
+    };
+  }
+
+  /** Send the queue through the campaign's local accounts; release whatever is left. */
+  private async send(campaign: Campaign, queue: RecipientQueue, accounts: AccountRecord[], limits: TickLimits): Promise<TickResult> {
     const runs = await Promise.all(
       accounts.map((a) => {
         const account = this.ctx.accounts.get(a.id)!;
@@ -92,7 +130,7 @@ export class Dispatcher {
       }),
     );
     // Every sender has recorded its outcomes (or kept them, the store being down) before the rest is released.
-    await this.release(queue.drain());
+    await this.release(await queue.close());
     const processed = runs.reduce((s, r) => s + r.processed, 0);
     const deferred = runs.flatMap((r) => (r.stop?.kind === 'deferred' ? [r.stop.retryAt] : []));
     if (processed === 0 && deferred.length > 0) {

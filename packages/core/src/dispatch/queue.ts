@@ -38,6 +38,7 @@ export class RecipientQueue {
   /** Up to `n` recipients for `accountId` that are ready at `now`, in queue order. */
   take(accountId: string, n: number, now: number): Recipient[] {
     const out: Recipient[] = [];
+    if (this.halted) return out;
     for (let i = this.head; i < this.entries.length && out.length < n; i++) {
       const e = this.entries[i];
       if (!e || e.notBefore > now || !this.mayTake(e, accountId)) continue;
@@ -52,6 +53,7 @@ export class RecipientQueue {
   /** When the next recipient `accountId` may take becomes ready (`now` or earlier if one is ready); null when it has none. */
   nextReady(accountId: string, now = Number.NEGATIVE_INFINITY): number | null {
     let at: number | null = null;
+    if (this.halted) return at;
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i];
       if (!e || !this.mayTake(e, accountId)) continue;
@@ -73,8 +75,67 @@ export class RecipientQueue {
     this.count += back.length;
   }
 
-  /** Empty the queue, returning what was left. */
+  /** Add recipients claimed later in the tick at the back, with the contacts they are pinned to. */
+  add(recipients: Recipient[], sticky: Map<string, string>): void {
+    for (const [phone, accountId] of sticky) this.sticky.set(phone, accountId);
+    if (this.head > 1_024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+    for (const recipient of recipients) this.entries.push({ recipient, notBefore: 0 });
+    this.count += recipients.length;
+  }
+
+  private halted = false;
+
+  /** Hand out nothing more (the campaign stopped running); what is left is released by `close`. */
+  halt(): void {
+    this.halted = true;
+    this.refiller = null;
+  }
+
+  private refiller: (() => Promise<boolean>) | null = null;
+  private refilling: Promise<void> | null = null;
+
+  /**
+   * Let the senders claim more while they work. `claim` adds the next slice (`add`) and says whether
+   * more may follow: false once the tick must take no more (the batch ran dry, the campaign stopped
+   * running, the tick's time is up).
+   */
+  refillWith(claim: () => Promise<boolean>): void {
+    this.refiller = claim;
+  }
+
+  /**
+   * Claim the next slice when fewer than `low` recipients are left, one claim at a time. Returns the
+   * claim under way (to wait for when there is nothing else to do), or null when none is.
+   */
+  topUp(low: number): Promise<void> | null {
+    if (this.refilling || !this.refiller || this.count >= low) return this.refilling;
+    const claim = this.refiller;
+    this.refilling = claim()
+      .then(
+        (more) => {
+          if (!more && this.refiller === claim) this.refiller = null;
+        },
+        () => {
+          this.refiller = null;
+        },
+      )
+      .finally(() => (this.refilling = null));
+    return this.refilling;
+  }
+
+  /** Claim no more, wait for a claim under way, and empty the queue, returning what was left. */
+  async close(): Promise<Recipient[]> {
+    this.refiller = null;
+    await this.refilling;
+    return this.drain();
+  }
+
+  /** Empty the queue, returning what was left; no more is claimed into it. */
   drain(): Recipient[] {
+    this.refiller = null;
     const left = this.entries.slice(this.head).flatMap((e) => (e ? [e.recipient] : []));
     this.entries = [];
     this.head = 0;

@@ -25,6 +25,8 @@ export class RateSender extends AccountSender {
     try {
       for (;;) {
         if (this.limits.signal.aborted) this.stop ??= { kind: 'halted' };
+        // The next slice is claimed while this one leaves, so the window stays full across slices.
+        const claiming = this.stop ? null : this.queue.topUp(this.window);
         const room = this.window - this.outstanding.size;
         // Write ahead in groups of a quarter window at least (fewer store calls), unless nothing is on the wire.
         if (!this.stop && room > 0 && (room * 4 >= this.window || this.outstanding.size === 0)) {
@@ -43,6 +45,10 @@ export class RateSender extends AccountSender {
             continue;
           }
           if (this.outstanding.size === 0) {
+            if (claiming) {
+              await claiming;
+              continue;
+            }
             const ready = this.queue.nextReady(this.account.id);
             if (ready === null) break;
             await this.flush();
@@ -50,10 +56,14 @@ export class RateSender extends AccountSender {
             continue;
           }
         }
-        if (this.outstanding.size === 0) break;
+        if (this.outstanding.size === 0) {
+          if (!claiming) break;
+          await claiming;
+          continue;
+        }
         // Outcomes free the window (for other workers too): record them when half a window has come back.
         if (this.pending.size * 2 >= this.window) await this.flush();
-        await Promise.race(this.outstanding);
+        await Promise.race(claiming ? [...this.outstanding, claiming] : this.outstanding);
       }
     } finally {
       await Promise.allSettled([...this.outstanding]);
