@@ -193,7 +193,7 @@ function peakPerSecond(times: number[]): number {
  * it leaves). Each account's sends are timed as they leave (a wrapper around the simulator's `send`),
  * and the highest count within any sliding second is reported beside the rate.
  */
-type WindowResult = { rate: number; steady: number; peaks: number[]; inDoubtMax: number } | { stalled: string };
+type WindowResult = { rate: number; steady: number; cpu: number; late: number; peaks: number[]; inDoubtMax: number } | { stalled: string };
 
 async function windowRun(url: string, schema: string, n: number, accounts: number): Promise<WindowResult> {
   const pool = benchPool(url, 4 + 2 * accounts);
@@ -202,11 +202,13 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const ids = Array.from({ length: accounts }, (_, i) => `w-${i}`);
   // For a stall's report: each recipient's last few checkpoint entries and what the store answered.
   const history = new Map<string, string[]>();
+  let late = 0; // sends given a new slot instead of leaving late (returned to pending, lease kept)
   const note = (id: string, entry: string) => history.set(id, [...(history.get(id) ?? []).slice(-5), entry]);
   const checkpoint = store.checkpoint.bind(store);
   store.checkpoint = async (input) => {
     const r = await checkpoint(input);
     const size = `o${input.outcomes?.length ?? 0}/w${input.writeAhead?.items.length ?? 0}`;
+    late += input.outcomes?.filter((o) => o.status === 'pending' && o.keepLease && o.accountEffect === 'none').length ?? 0;
     input.outcomes?.forEach((o, i) => note(o.recipientId, `${size} ${o.status}${o.keepLease ? '+keep' : ''} a${o.attempts} -> ${JSON.stringify(r.outcomes[i])}`));
     input.writeAhead?.items.forEach((it, i) => note(it.recipientId, `${size} ahead a${it.attempt} -> ${JSON.stringify(r.grants[i])}`));
     return r;
@@ -266,6 +268,7 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     }, 1_000);
   });
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await engine.start(campaign.id);
   const running = engine.run();
   try {
@@ -280,6 +283,8 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     clearInterval(stallTimer);
   }
   const rate = n / ((performance.now() - t0) / 1000);
+  const used = process.cpuUsage(cpu0);
+  const cpu = (used.user + used.system) / 1000 / (performance.now() - t0);
   clearInterval(watcher);
   await engine.stop();
   await running;
@@ -290,7 +295,7 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const all = [...left.values()].flat().sort((a, b) => a - b);
   const [a, b] = [Math.floor(all.length * 0.05), Math.floor(all.length * 0.95)];
   const steady = (b - a) / ((all[b]! - all[a]!) / 1000);
-  return { rate, steady, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax };
+  return { rate, steady, cpu, late, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax };
 }
 
 /**
@@ -517,6 +522,9 @@ async function main() {
           peakPerSecond: peaks,
           peakOk: peaks.every((x) => x <= 1_000),
           maxSendingSeen: Math.max(...runs.map((r) => r.inDoubtMax)),
+          // The bench process's CPU (engine, simulator, pg client) in cores, and the sends re-slotted for leaving late.
+          benchCpuCores: Number(median(runs.map((r) => r.cpu)).toFixed(2)),
+          reslotted: Math.round(median(runs.map((r) => r.late))),
         });
       }
     }
