@@ -193,7 +193,7 @@ function peakPerSecond(times: number[]): number {
  * it leaves). Each account's sends are timed as they leave (a wrapper around the simulator's `send`),
  * and the highest count within any sliding second is reported beside the rate.
  */
-type WindowResult = { rate: number; steady: number; cpu: number; late: number; peaks: number[]; inDoubtMax: number } | { stalled: string };
+type WindowResult = { rate: number; steady: number; cpu: number; late: number; lateGrants: number; checkpointP90Ms: number; peaks: number[]; inDoubtMax: number } | { stalled: string };
 
 async function windowRun(url: string, schema: string, n: number, accounts: number): Promise<WindowResult> {
   const pool = benchPool(url, 4 + 2 * accounts);
@@ -202,6 +202,8 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const ids = Array.from({ length: accounts }, (_, i) => `w-${i}`);
   // For a stall's report: each recipient's last few checkpoint entries and what the store answered.
   const history = new Map<string, string[]>();
+  let lateGrants = 0;
+  const checkpointMs: number[] = []; // each checkpoint's round trip, from the `now` it was called with
   let late = 0; // sends given a new slot instead of leaving late (returned to pending, lease kept)
   const note = (id: string, entry: string) => history.set(id, [...(history.get(id) ?? []).slice(-5), entry]);
   const checkpoint = store.checkpoint.bind(store);
@@ -209,6 +211,10 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     const r = await checkpoint(input);
     const size = `o${input.outcomes?.length ?? 0}/w${input.writeAhead?.items.length ?? 0}`;
     late += input.outcomes?.filter((o) => o.status === 'pending' && o.keepLease && o.accountEffect === 'none').length ?? 0;
+    // Grants that came back from the store already more than 25 ms (core's LATE_TOLERANCE_MS) past their slot.
+    const back = Date.now();
+    lateGrants += r.grants.filter((g) => g.granted && back > g.slotAt + 25).length;
+    checkpointMs.push(back - input.now);
     input.outcomes?.forEach((o, i) => note(o.recipientId, `${size} ${o.status}${o.keepLease ? '+keep' : ''} a${o.attempts} -> ${JSON.stringify(r.outcomes[i])}`));
     input.writeAhead?.items.forEach((it, i) => note(it.recipientId, `${size} ahead a${it.attempt} -> ${JSON.stringify(r.grants[i])}`));
     return r;
@@ -295,7 +301,8 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const all = [...left.values()].flat().sort((a, b) => a - b);
   const [a, b] = [Math.floor(all.length * 0.05), Math.floor(all.length * 0.95)];
   const steady = (b - a) / ((all[b]! - all[a]!) / 1000);
-  return { rate, steady, cpu, late, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax };
+  const p90 = checkpointMs.sort((x, y) => x - y)[Math.floor(checkpointMs.length * 0.9)] ?? 0;
+  return { rate, steady, cpu, late, lateGrants, checkpointP90Ms: p90, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax };
 }
 
 /**
@@ -525,6 +532,8 @@ async function main() {
           // The bench process's CPU (engine, simulator, pg client) in cores, and the sends re-slotted for leaving late.
           benchCpuCores: Number(median(runs.map((r) => r.cpu)).toFixed(2)),
           reslotted: Math.round(median(runs.map((r) => r.late))),
+          grantsBackLate: Math.round(median(runs.map((r) => r.lateGrants))),
+          checkpointP90Ms: median(runs.map((r) => r.checkpointP90Ms)),
         });
       }
     }
