@@ -180,7 +180,8 @@ function run(binary: string, args: string[], user: { uid: number; gid: number } 
 
 const tail = (output: string[]) => (output.length ? `\n--- its last output ---\n${output.join('\n')}\n---` : ' (it printed nothing)');
 
-export async function startPostgres(options: { log?: (line: string) => void; useEnv?: boolean } = {}): Promise<RunningPostgres> {
+/** `settings`: extra server settings (`-c name=value`), e.g. `shared_preload_libraries` for profiling. */
+export async function startPostgres(options: { log?: (line: string) => void; useEnv?: boolean; settings?: Record<string, string> } = {}): Promise<RunningPostgres> {
   if (options.useEnv !== false && process.env.DATABASE_URL) {
     return { url: process.env.DATABASE_URL, stop: async () => undefined, embedded: false };
   }
@@ -234,6 +235,7 @@ export async function startPostgres(options: { log?: (line: string) => void; use
       '-c', 'unix_socket_directories=',
       '-c', 'max_connections=300',
       '-c', 'shared_buffers=128MB',
+      ...Object.entries(options.settings ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
     ],
     user,
     log,

@@ -44,24 +44,27 @@ function writeAheadOnWire(w: WriteAhead): WriteAhead {
 }
 
 interface CheckpointResultOnWire {
-  outcomes?: Array<{ recipientId: string; applied: boolean; consecutiveFailures?: number | string | null }>;
-  grants?: Array<{ granted: boolean; slotAt?: number | string; reason?: SlotRefusal; retryAt?: number | string }>;
+  applied?: boolean[];
+  failures?: Array<number | string | null>;
+  granted?: boolean[];
+  at?: Array<number | string>;
+  reason?: Array<SlotRefusal | null>;
 }
 
 /** The function's result (JSON, or its text) as the contract's `CheckpointResult`, one entry per outcome and per item given. */
 export function checkpointResult(input: CheckpointInput, value: unknown): CheckpointResult {
   const r = (typeof value === 'string' ? JSON.parse(value) : (value ?? {})) as CheckpointResultOnWire;
   const outcomes = (input.outcomes ?? []).map((o, i): OutcomeResult => {
-    const x = r.outcomes?.[i];
-    if (!x?.applied) return { recipientId: o.recipientId, applied: false };
-    return x.consecutiveFailures === null || x.consecutiveFailures === undefined
+    if (!r.applied?.[i]) return { recipientId: o.recipientId, applied: false };
+    const failures = r.failures?.[i];
+    return failures === null || failures === undefined
       ? { recipientId: o.recipientId, applied: true }
-      : { recipientId: o.recipientId, applied: true, consecutiveFailures: num(x.consecutiveFailures) };
+      : { recipientId: o.recipientId, applied: true, consecutiveFailures: num(failures) };
   });
   const grants = (input.writeAhead?.items ?? []).map((_, i): Grant => {
-    const g = r.grants?.[i];
-    if (g?.granted) return { granted: true, slotAt: num(g.slotAt) };
-    return { granted: false, reason: g?.reason ?? 'lease_lost', retryAt: num(g?.retryAt ?? input.now) };
+    const at = num(r.at?.[i] ?? input.now);
+    if (r.granted?.[i]) return { granted: true, slotAt: at };
+    return { granted: false, reason: r.reason?.[i] ?? 'lease_lost', retryAt: at };
   });
   return { outcomes, grants };
 }
