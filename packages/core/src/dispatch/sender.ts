@@ -200,7 +200,7 @@ export abstract class AccountSender {
     switch (decision.action) {
       case 'retry': {
         if (decision.backOffAccountMs !== undefined) await backOffAccount(ctx, this.account.id, decision.backOffAccountMs);
-        if (error.kind === 'rate_limited' && error.scope !== 'recipient') this.account.throttle.slowDown();
+        if (error.kind === 'rate_limited' && error.scope !== 'recipient') this.account.throttle.slowDown(now);
         this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, decision.attempts, now, true), accountId: this.account.id, error: error.message, accountEffect: decision.accountEffect, ...paced(accountNextSendAt) });
         ctx.emit('message:retrying', { ...ref, accountId: this.account.id, attempt: decision.attempts, error: error.message, kind: error.kind });
         // Its return to the queue is in this sender's pending outcomes: only this account retries it.
