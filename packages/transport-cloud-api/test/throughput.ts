@@ -7,8 +7,16 @@ import { createEngine, silentLogger, type StateStore } from '@disparo/core';
 import { createCloudApiTransport } from '@disparo/transport-cloud-api';
 import type { FakeGraph } from './fake-graph.js';
 
+/** A fake Graph server in another process (the bench's `GraphProcess`), already set to the number's rate and latency. */
+export interface RemoteGraph {
+  address: { url: string; accessToken: string; appSecret: string; version: string };
+  /** What it recorded, as a FakeGraph to read. */
+  record(): Promise<FakeGraph>;
+}
+
 export interface ThroughputOptions {
-  fake: FakeGraph;
+  /** The fake Graph server: in this process (set here to the rate and latency below), or in another. */
+  fake: FakeGraph | RemoteGraph;
   store: StateStore;
   phoneNumberId: string;
   /** The account's `pacing.ratePerSecond`, and the fake number's limit (Meta's: 130429 past it). */
@@ -42,21 +50,29 @@ export interface ThroughputResult {
   duplicates: number;
   /** Wall time from start() to the campaign's completion. */
   elapsedMs: number;
+  /** CPU this process used meanwhile (engine, HTTP client and the fake server together), in cores. */
+  cpuCores: number;
   counters: { sent: number; failed: number; unknown: number; pending: number };
+  /** What the server recorded (for per-second figures). */
+  server: FakeGraph;
 }
 
 /** Run one campaign of `messages` recipients on one rate-paced account and measure it at the server. */
 export async function runThroughput(o: ThroughputOptions): Promise<ThroughputResult> {
-  const number = o.fake.numbers.get(o.phoneNumberId);
-  if (!number) throw new Error(`the fake has no number ${o.phoneNumberId}`);
-  number.throughputPerSecond = o.ratePerSecond;
-  o.fake.latencyMs = o.latencyMs;
+  const local = 'numbers' in o.fake ? o.fake : null;
+  if (local) {
+    const number = local.numbers.get(o.phoneNumberId);
+    if (!number) throw new Error(`the fake has no number ${o.phoneNumberId}`);
+    number.throughputPerSecond = o.ratePerSecond;
+    local.latencyMs = o.latencyMs;
+  }
+  const server = local ?? (o.fake as RemoteGraph).address;
   const transport = createCloudApiTransport({
     phoneNumberId: o.phoneNumberId,
-    accessToken: o.fake.accessToken,
-    appSecret: o.fake.appSecret,
-    apiVersion: o.fake.version,
-    baseUrl: o.fake.url,
+    accessToken: server.accessToken,
+    appSecret: server.appSecret,
+    apiVersion: server.version,
+    baseUrl: server.url,
     timeoutMs: 10_000,
   });
   // Counts sends begun and settled, to tell a stuck send from a stuck engine when a run times out.
@@ -90,8 +106,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
   // Distinct Brazilian mobiles (not @disparo/core/testing's samplePhones: that entry point needs vitest, and the bench runs without it).
   const phones = Array.from({ length: o.messages }, (_, i) => `551197${String(i).padStart(7, '0')}`);
   await engine.addRecipients(campaign.id, phones.map((phone, i) => ({ phone, vars: { name: `Cliente ${i}` } })));
-  const before = o.fake.messages(o.phoneNumberId).length;
-  if (before > 0) throw new Error('runThroughput measures a number with no earlier messages');
+  if (local && local.messages(o.phoneNumberId).length > 0) throw new Error('runThroughput measures a number with no earlier messages');
 
   const completed = new Promise<void>((resolve) =>
     engine.on('campaign:completed', ({ campaign: c }) => {
@@ -99,6 +114,7 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
     }),
   );
   const started = Date.now();
+  const cpu = process.cpuUsage();
   await engine.start(campaign.id);
   const run = engine.run();
   const timeoutMs = o.timeoutMs ?? 120_000;
@@ -106,12 +122,14 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
   const outcome = await Promise.race([completed.then(() => 'completed' as const), new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)))]);
   clearTimeout(timer);
   const elapsedMs = Date.now() - started;
+  const used = process.cpuUsage(cpu);
   if (outcome === 'timeout') {
     // Say what is stuck before stopping (a stalled engine may not stop either).
     const progress = await engine.progress(campaign.id);
     const stopped = await Promise.race([engine.stop().then(() => run).then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 5_000).unref())]);
     await transport.close();
-    const atServer = { requests: o.fake.arrivals(o.phoneNumberId).length, accepted: o.fake.messages(o.phoneNumberId).length, lastRequestMsAgo: Date.now() - Math.max(0, ...o.fake.arrivals(o.phoneNumberId)) };
+    const fake = local ?? (await (o.fake as RemoteGraph).record());
+    const atServer = { requests: fake.arrivals(o.phoneNumberId).length, accepted: fake.messages(o.phoneNumberId).length, lastRequestMsAgo: Date.now() - Math.max(0, ...fake.arrivals(o.phoneNumberId)) };
     throw new Error(`the campaign did not complete within ${timeoutMs} ms: ${JSON.stringify({ counters: progress.counters, atServer, sends: calls, engineStopped: stopped })}`);
   }
   await engine.stop();
@@ -119,19 +137,22 @@ export async function runThroughput(o: ThroughputOptions): Promise<ThroughputRes
   await transport.close();
   const progress = await engine.progress(campaign.id);
 
-  const accepted = o.fake.messages(o.phoneNumberId);
+  const fake = local ?? (await (o.fake as RemoteGraph).record());
+  const accepted = fake.messages(o.phoneNumberId);
   const seen = new Map<string, number>();
   for (const m of accepted) seen.set(m.to, (seen.get(m.to) ?? 0) + 1);
   return {
-    sustained: o.fake.sustainedRate(o.phoneNumberId),
-    maxArrivalsPerSecond: o.fake.maxInWindow(o.phoneNumberId, 1_000, 'arrivals'),
-    maxAcceptedPerSecond: o.fake.maxInWindow(o.phoneNumberId, 1_000),
-    maxConcurrent: o.fake.maxConcurrentSends(o.phoneNumberId),
+    sustained: fake.sustainedRate(o.phoneNumberId),
+    maxArrivalsPerSecond: fake.maxInWindow(o.phoneNumberId, 1_000, 'arrivals'),
+    maxAcceptedPerSecond: fake.maxInWindow(o.phoneNumberId, 1_000),
+    maxConcurrent: fake.maxConcurrentSends(o.phoneNumberId),
     accepted: accepted.length,
     missing: phones.filter((p) => !seen.has(p)).length,
-    throttled: o.fake.rejected.filter((r) => r.phoneNumberId === o.phoneNumberId && r.code === 130429).length,
+    throttled: fake.rejected.filter((r) => r.phoneNumberId === o.phoneNumberId && r.code === 130429).length,
     duplicates: [...seen.values()].filter((n) => n > 1).length,
     elapsedMs,
+    cpuCores: Number(((used.user + used.system) / 1_000 / elapsedMs).toFixed(2)),
+    server: fake,
     counters: { sent: progress.sent, failed: progress.counters.failed, unknown: progress.counters.unknown, pending: progress.counters.pending },
   };
 }
