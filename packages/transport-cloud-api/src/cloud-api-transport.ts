@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { checkOutbound, fileNameFromUrl, outboundContentRules, validate, TransportError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
+import { checkOutbound, fileNameFromUrl, nodeFetch, outboundContentRules, validate, TransportError, WebhookError, type OutboundMessage, type SendOptions, type SendResult, type Transport, type TransportEvent } from '@disparo/core/transport';
 import { classifyCloudApiError, type Backoffs } from './classify.js';
 import { readHealth, pacingRecommendation, type CloudApiHealth, type PacingRecommendation, type QualitySignal, type QualityUpdate } from './health.js';
 import { graphRequest, type GraphClient, type GraphResult } from './http.js';
@@ -107,7 +107,7 @@ function buildBody(o: ResolvedOptions, m: z.output<typeof outboundSchema>, where
 export function createCloudApiTransport(options: CloudApiTransportOptions): CloudApiTransport {
   const o: ResolvedOptions = validate(optionsSchema, options, 'Cloud API transport options');
   const now = o.clock ? () => o.clock!.now() : Date.now;
-  const fetchImpl = o.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init));
+  const fetchImpl = o.fetch ?? nodeFetch;
   const client: GraphClient = { root: `${o.baseUrl}/${o.apiVersion}`, accessToken: o.accessToken, phoneNumberId: o.phoneNumberId, fetch: fetchImpl };
   const where = `[cloud-api] ${o.phoneNumberId}`;
   let displayPhoneNumber = o.displayPhoneNumber;

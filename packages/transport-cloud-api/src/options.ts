@@ -71,7 +71,7 @@ export const optionsSchema = z
     onQualityUpdate: fn<(update: QualityUpdate, recommendation: PacingRecommendation) => void>('a function').optional(),
     /** Clock for `acceptedAt`, webhook times, holds and health readings; defaults to the system clock. */
     clock: clockOption.optional(),
-    /** A fetch implementation; defaults to the platform's global fetch. */
+    /** A fetch implementation; defaults to `nodeFetch` from @disparo/core/transport (node:https, kept-alive connections). */
     fetch: fn<FetchLike>('a fetch function').optional(),
   })
   .strict();

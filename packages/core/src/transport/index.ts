@@ -9,6 +9,7 @@ export { phoneFromJid, jidFromPhone, normalizeJid, numberVariants } from './jid.
 export { abortReason, throwIfAborted, raceAbort, isAbortOf } from './abort.js';
 export { headerValue, type WebhookHeaders } from './webhook.js';
 export { httpRequest, retryAfterMs, type FetchLike, type HttpAnswer, type HttpRequest } from './http.js';
+export { nodeFetch } from './node-fetch.js';
 export { TransportError, WebhookError, ValidationError, DisparoError, validate, type AccountStopReason, type TransportErrorKind, type TransportErrorOptions } from '../errors.js';
 export { systemClock, startTimer, clockOption, type Clock, type NowClock } from '../clock.js';
 export type { ConnectionState, MediaSpec } from '../domain/types.js';
