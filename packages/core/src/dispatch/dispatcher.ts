@@ -12,10 +12,10 @@ import { RateSender } from './rate-sender.js';
 import type { TickLimits } from './sender.js';
 
 export type { TickResult } from './batches.js';
+export type { TickLimits } from './sender.js';
 
 /** How long one tick keeps claiming the next slice for rate-paced accounts (see `Dispatcher.refill`). */
 const REFILL_FOR_MS = 10_000;
-export type { TickLimits } from './sender.js';
 
 /**
  * Works campaigns for one lease owner (a `run()` loop, or one `step()` call). A tick is one cycle on

@@ -13,11 +13,15 @@ interface Entry {
  * ready recipient that is not pinned to another account (sticky senders), so faster accounts take
  * more (round robin weighted by readiness). Retries come back to the front with a `notBefore`.
  * Taken entries leave holes that `head` skips, so taking from the front costs O(1), not a shift.
+ * For rate-paced accounts the queue is refilled while they send (`refillWith`, `topUp`).
  */
 export class RecipientQueue {
   private entries: Array<Entry | null>;
   private head = 0;
   private count: number;
+  private halted = false;
+  private refiller: (() => Promise<boolean>) | null = null;
+  private refilling: Promise<void> | null = null;
 
   constructor(
     recipients: Recipient[],
@@ -86,16 +90,11 @@ export class RecipientQueue {
     this.count += recipients.length;
   }
 
-  private halted = false;
-
   /** Hand out nothing more (the campaign stopped running); what is left is released by `close`. */
   halt(): void {
     this.halted = true;
     this.refiller = null;
   }
-
-  private refiller: (() => Promise<boolean>) | null = null;
-  private refilling: Promise<void> | null = null;
 
   /**
    * Let the senders claim more while they work. `claim` adds the next slice (`add`) and says whether

@@ -61,8 +61,8 @@ export class RateSender extends AccountSender {
           await claiming;
           continue;
         }
-        // Outcomes free the window (for other workers too): record them when half a window has come back,
-        // then look again (every send may have come back meanwhile: there would be nothing to wait for).
+        // Outcomes free the window (for other workers too): record them once an eighth of a window has come
+        // back, then look again (every send may have come back meanwhile: there would be nothing to wait for).
         if (!this.stop && this.pending.size * 8 >= this.window) {
           await this.flush();
           continue;
