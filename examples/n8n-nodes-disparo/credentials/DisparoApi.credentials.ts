@@ -75,9 +75,11 @@ export class DisparoApi implements ICredentialType {
 					value: 'simulator',
 					description: 'Send nothing: a simulated WhatsApp account, for trying workflows out',
 				},
-				// CLOUD API: add `{ name: 'WhatsApp Cloud API', value: 'cloudApi' }` here once
-				// @disparo/transport-cloud-api is released, with the two fields below and the matching branch
-				// in nodes/Disparo/engine.ts (createTransport).
+				{
+					name: 'WhatsApp Cloud API',
+					value: 'cloudApi',
+					description: "Send through Meta's official Cloud API: one WhatsApp Business number",
+				},
 			],
 			default: 'evolution',
 		},
@@ -106,22 +108,31 @@ export class DisparoApi implements ICredentialType {
 			description: 'Evolution instance name: one WhatsApp number',
 			displayOptions: { show: { provider: ['evolution'] } },
 		},
-		// CLOUD API (not wired yet; see the provider list above):
-		// {
-		// 	displayName: 'Cloud API Access Token',
-		// 	name: 'cloudApiToken',
-		// 	type: 'string',
-		// 	typeOptions: { password: true },
-		// 	default: '',
-		// 	displayOptions: { show: { provider: ['cloudApi'] } },
-		// },
-		// {
-		// 	displayName: 'Phone Number ID',
-		// 	name: 'cloudApiPhoneNumberId',
-		// 	type: 'string',
-		// 	default: '',
-		// 	displayOptions: { show: { provider: ['cloudApi'] } },
-		// },
+		{
+			displayName: 'Cloud API Access Token',
+			name: 'cloudApiToken',
+			type: 'string',
+			typeOptions: { password: true },
+			default: '',
+			description: 'A System User token with whatsapp_business_messaging',
+			displayOptions: { show: { provider: ['cloudApi'] } },
+		},
+		{
+			displayName: 'Phone Number ID',
+			name: 'cloudApiPhoneNumberId',
+			type: 'string',
+			default: '',
+			description: 'From WhatsApp Manager > API Setup (digits; not the phone number itself)',
+			displayOptions: { show: { provider: ['cloudApi'] } },
+		},
+		{
+			displayName: 'Messages per Second',
+			name: 'cloudApiRate',
+			type: 'number',
+			default: 80,
+			description: "The number's Cloud API limit: 80 by default, 1000 after Meta's upgrade, 20 when shared with the WhatsApp Business app",
+			displayOptions: { show: { provider: ['cloudApi'] } },
+		},
 		{
 			displayName: 'Sender Account ID',
 			name: 'accountId',

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeOperationError, type IDataObject, type ICredentialDataDecryptedObject, type ICredentialTestFunctions, type ICredentialsDecrypted } from 'n8n-workflow';
 import { testDatabase } from '../../../packages/adapter-postgres/test/support.js';
+import { FakeGraph } from '../../../packages/transport-cloud-api/test/fake-graph.js';
 import { FakeEvolution } from '../../../packages/transport-evolution/test/fake-evolution.js';
 import { Disparo } from '../nodes/Disparo/Disparo.node.js';
 import { execute } from './harness.js';
@@ -116,6 +117,28 @@ describe('Disparo node: a campaign from start to end', () => {
     expect(resumed!.json.status).toBe('running');
     const [cancelled] = await execute({ credentials: credentials(), params: { operation: 'cancel', campaignId: 'node-ctl' } });
     expect(cancelled!.json.status).toBe('cancelled');
+  });
+});
+
+describe('Disparo node: a WhatsApp Cloud API number', () => {
+  it("sends through Meta's Graph API, paced by the credential's rate (checked at a fake Graph server)", async () => {
+    const graph = await FakeGraph.start({ numbers: [{ phoneNumberId: '100000000000077' }] });
+    try {
+      const cloud = credentials({ provider: 'cloudApi', cloudApiToken: graph.accessToken, cloudApiPhoneNumberId: '100000000000077', cloudApiRate: 20, cloudApiBaseUrl: graph.url, accountId: '' });
+      const [created] = await create('node-cloud', cloud, 'Olá {{nome|cliente}}, seu pedido chegou');
+      expect(created!.json).toMatchObject({ campaignId: 'node-cloud', accountIds: ['cloud-100000000000077'] });
+      const contacts = Array.from({ length: 6 }, (_, i) => ({ telefone: `1198765${String(i).padStart(4, '0')}`, nome: `Cliente ${i}` }));
+      await execute({ credentials: cloud, items: contacts, params: { operation: 'addRecipients', campaignId: 'node-cloud', phone: field('telefone'), variableSource: 'allFields' } });
+      await execute({ credentials: cloud, params: { operation: 'start', campaignId: 'node-cloud' } });
+      const [step] = await execute({ credentials: cloud, params: { operation: 'step', campaignId: 'node-cloud', maxBatches: 5, budgetSeconds: 20 } });
+      expect(step!.json).toMatchObject({ done: true, status: 'completed', processed: 6, remaining: 0 });
+      const accepted = graph.messages('100000000000077');
+      expect(accepted.map((m) => m.to).sort()).toEqual(contacts.map((c) => `55${c.telefone}`).sort());
+      expect(accepted.map((m) => m.text)).toContain('Olá Cliente 3, seu pedido chegou');
+      expect(graph.maxInWindow('100000000000077', 1_000)).toBeLessThanOrEqual(20);
+    } finally {
+      await graph.close();
+    }
   });
 });
 

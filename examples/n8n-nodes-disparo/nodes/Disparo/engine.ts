@@ -1,5 +1,6 @@
 import { createEngine, createSimulatorTransport, type Engine } from '@disparo/core';
 import { createPostgresStore } from '@disparo/adapter-postgres';
+import { createCloudApiTransport } from '@disparo/transport-cloud-api';
 import { createEvolutionTransport } from '@disparo/transport-evolution';
 import { Pool } from 'pg';
 
@@ -16,6 +17,11 @@ export interface DisparoCredentials {
 	evolutionUrl?: string;
 	evolutionApiKey?: string;
 	evolutionInstance?: string;
+	cloudApiToken?: string;
+	cloudApiPhoneNumberId?: string;
+	cloudApiRate?: number;
+	/** Tests only: where the Graph API is (not a credential field). */
+	cloudApiBaseUrl?: string;
 	accountId?: string;
 	intervalMinSeconds?: number;
 	intervalMaxSeconds?: number;
@@ -38,6 +44,7 @@ export interface OpenEngine {
 export function accountIdOf(c: DisparoCredentials): string {
 	if (c.accountId && c.accountId.trim() !== '') return c.accountId.trim();
 	if (c.provider === 'evolution' && c.evolutionInstance) return c.evolutionInstance;
+	if (c.provider === 'cloudApi' && c.cloudApiPhoneNumberId) return `cloud-${c.cloudApiPhoneNumberId.trim()}`;
 	return c.provider;
 }
 
@@ -51,9 +58,14 @@ function createTransport(c: DisparoCredentials) {
 			});
 		case 'simulator':
 			return createSimulatorTransport({ name: accountIdOf(c) });
-		// CLOUD API: case 'cloudApi': return createCloudApiTransport({ token: c.cloudApiToken, phoneNumberId: c.cloudApiPhoneNumberId });
+		case 'cloudApi':
+			return createCloudApiTransport({
+				accessToken: c.cloudApiToken ?? '',
+				phoneNumberId: (c.cloudApiPhoneNumberId ?? '').trim(),
+				...(c.cloudApiBaseUrl ? { baseUrl: c.cloudApiBaseUrl } : {}),
+			});
 		default:
-			throw new Error(`Unknown provider "${c.provider}" in the Disparo credential: pick Evolution API or Simulator.`);
+			throw new Error(`Unknown provider "${c.provider}" in the Disparo credential: pick Evolution API, WhatsApp Cloud API or Simulator.`);
 	}
 }
 
@@ -82,9 +94,12 @@ export async function openEngine(c: DisparoCredentials, logger?: LoggerLike): Pr
 		const accountId = accountIdOf(c);
 		const min = Math.round(Number(c.intervalMinSeconds ?? 5) * 1000);
 		const max = Math.max(min, Math.round(Number(c.intervalMaxSeconds ?? 15) * 1000));
+		// The Cloud API is paced by rate (with sends overlapping on the wire); unofficial providers by a human interval.
+		const rate = Number(c.cloudApiRate ?? 80);
+		const pacing = c.provider === 'cloudApi' ? { ratePerSecond: rate, maxInFlight: Math.max(1, Math.ceil(rate * 0.4)) } : { intervalMs: { min, max } };
 		const engine = createEngine({
 			store,
-			accounts: [{ id: accountId, transport, pacing: { intervalMs: { min, max } } }],
+			accounts: [{ id: accountId, transport, pacing }],
 			...(logger ? { logger } : {}),
 		});
 		opened = true;
