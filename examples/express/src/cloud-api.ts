@@ -3,9 +3,6 @@ import type { Engine } from '@disparo/core';
 import { cloudApiWebhookTargets, verifyCloudApiSubscription, type CloudApiTransport } from '@disparo/transport-cloud-api';
 import { HttpError } from './errors.js';
 
-type StatusUpdate = Parameters<Engine['applyStatusUpdates']>[0][number];
-type TransportEvent = ReturnType<CloudApiTransport['parseWebhook']>[number];
-
 /**
  * Meta's one callback URL per app, for every Cloud API account: `GET` answers the verification
  * handshake, `POST` takes the signed webhook. The body is read raw (`express.raw`): the transport
@@ -33,22 +30,15 @@ export function cloudApiWebhooks(engine: Engine, accounts: ReadonlyMap<string, C
       // update names a display number, not an id: every account sees it and keeps its own.
       const { phoneNumberIds } = cloudApiWebhookTargets(raw);
       const named = [...accounts].filter(([, t]) => phoneNumberIds.includes(t.phoneNumberId));
-      const targets = named.length > 0 ? named : [...accounts];
-      // Verify and parse for every account first: a bad signature refuses the whole POST and changes nothing.
-      const parsed = targets.map(([accountId, transport]) => ({ accountId, events: transport.parseWebhook(raw, req.headers) }));
-      // Replies, holds and connection changes per account; then every status of the POST in one store call.
-      for (const { accountId, events } of parsed) await engine.handleTransportEvents(accountId, events.filter((e) => e.type !== 'status'));
-      const statuses = parsed.flatMap(({ events }) => events.flatMap(statusUpdate));
-      if (statuses.length > 0) await engine.applyStatusUpdates(statuses);
-      res.json({ ok: true, events: parsed.reduce((n, p) => n + p.events.length, 0) });
+      const targets = (named.length > 0 ? named : [...accounts]).map(([accountId]) => accountId);
+      // Every target account's transport checks the signature before anything is applied (a bad one
+      // refuses the whole POST and changes nothing); every status of the POST goes in one store call.
+      const events = await engine.handleWebhook(targets, raw, req.headers);
+      res.json({ ok: true, events: events.length });
     } catch (error) {
       next(error);
     }
   });
 
   return router;
-}
-
-function statusUpdate(e: TransportEvent): StatusUpdate[] {
-  return e.type === 'status' ? [{ providerMessageId: e.providerMessageId, status: e.status, at: e.at, error: e.error ?? null, idempotencyKey: e.idempotencyKey ?? null }] : [];
 }

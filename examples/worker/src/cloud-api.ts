@@ -2,9 +2,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Engine } from '@disparo/core';
 import { cloudApiWebhookTargets, verifyCloudApiSubscription, type CloudApiTransport, type VerificationAnswer } from '@disparo/transport-cloud-api';
 
-type StatusUpdate = Parameters<Engine['applyStatusUpdates']>[0][number];
-type TransportEvent = ReturnType<CloudApiTransport['parseWebhook']>[number];
-
 /**
  * Meta's one callback URL per app, for every Cloud API account of this worker (`/webhooks/cloud-api`
  * on HEALTH_PORT): the GET verification handshake, and signed POSTs routed by the `phone_number_id`
@@ -26,16 +23,8 @@ export function cloudApiIntake(engine: Engine, accounts: ReadonlyMap<string, Clo
     async receive(raw: Buffer, headers: IncomingHttpHeaders): Promise<number> {
       const { phoneNumberIds } = cloudApiWebhookTargets(raw);
       const named = [...accounts].filter(([, t]) => phoneNumberIds.includes(t.phoneNumberId));
-      const targets = named.length > 0 ? named : [...accounts];
-      const parsed = targets.map(([accountId, transport]) => ({ accountId, events: transport.parseWebhook(raw, headers) }));
-      for (const { accountId, events } of parsed) await engine.handleTransportEvents(accountId, events.filter((e) => e.type !== 'status'));
-      const statuses = parsed.flatMap(({ events }) => events.flatMap(statusUpdate));
-      if (statuses.length > 0) await engine.applyStatusUpdates(statuses);
-      return parsed.reduce((n, p) => n + p.events.length, 0);
+      const targets = (named.length > 0 ? named : [...accounts]).map(([accountId]) => accountId);
+      return (await engine.handleWebhook(targets, raw, headers)).length;
     },
   };
-}
-
-function statusUpdate(e: TransportEvent): StatusUpdate[] {
-  return e.type === 'status' ? [{ providerMessageId: e.providerMessageId, status: e.status, at: e.at, error: e.error ?? null, idempotencyKey: e.idempotencyKey ?? null }] : [];
 }

@@ -8,10 +8,10 @@ import { defaultLogger, toLog, type EngineEventArgs, type EngineEvents } from '.
 import type { Campaign, CampaignStatus } from '../domain/types.js';
 import type { StateStore, StatusUpdate, StatusUpdateResult } from '../store/contract.js';
 import type { TransportEvent } from '../transport/contract.js';
-import { accountHealth, applyConnection, applyHold, registerAccount, subscribe, syncConnection } from './accounts.js';
+import { accountHealth, registerAccount, subscribe, syncConnection } from './accounts.js';
 import { createCampaign, getCampaign, scheduleCampaign, startCampaign, stopCampaign } from './campaigns.js';
 import { resumeAutoPaused } from './housekeeping.js';
-import { applyStatusUpdates, inboundReply, optOut, statusUpdatesOf } from './inbound.js';
+import { applyStatusUpdates, applyTransportEvents, optOut, parseWebhook } from './inbound.js';
 import { importRecipients, type ImportResult } from './import.js';
 import { parseEngineOptions, type AccountConfig, type EngineOptions } from './options.js';
 import { testSend, type TestSendResult } from './preview.js';
@@ -154,30 +154,31 @@ export class Engine extends EventEmitter<EngineEventArgs> {
 
   /** Feed events from a transport (its webhook or socket): receipts, connection changes, holds, inbound replies. */
   async handleTransportEvents(accountId: string, events: TransportEvent[]): Promise<void> {
-    for (const event of events) {
-      if (event.type === 'inbound') await inboundReply(this.ctx, accountId, event);
-      else if (event.type === 'account_hold') await applyHold(this.ctx, accountId, event);
-      else if (event.type === 'connection' && (await applyConnection(this.ctx, accountId, event))) {
-        // Work waiting for this account can go on: settle its sends in doubt, resume what paused for it.
-        await recover(this.ctx);
-        await resumeAutoPaused(this.ctx, this.clock.now());
-        this.runner.wake();
-      }
-    }
-    const statuses = statusUpdatesOf(events);
-    if (statuses.length > 0) await this.applyStatusUpdates(statuses);
+    await this.applyEvents([{ accountId, events }]);
   }
 
   private readonly handleEvents = (accountId: string, events: TransportEvent[]) => this.handleTransportEvents(accountId, events);
 
-  /** Parse a provider webhook with the account's transport and apply its events. */
-  async handleWebhook(accountId: string, body: unknown, headers: Record<string, string | string[] | undefined> = {}): Promise<TransportEvent[]> {
-    const account = this.ctx.accounts.get(accountId);
-    if (!account) throw new NotFoundError('account', accountId);
-    if (!account.transport.parseWebhook) throw new ValidationError(`The ${account.transport.name} transport of account ${accountId} takes no webhooks`, [{ path: 'accountId', message: 'transport has no parseWebhook' }]);
-    const events = await account.transport.parseWebhook(body, headers);
-    await this.handleTransportEvents(accountId, events);
-    return events;
+  /** Every account's events in order, then the receipts of all of them in one store call. */
+  private async applyEvents(parsed: Array<{ accountId: string; events: TransportEvent[] }>): Promise<void> {
+    await applyTransportEvents(this.ctx, parsed, async () => {
+      // Work waiting for an account that came back can go on: settle its sends in doubt, resume what paused for it.
+      await recover(this.ctx);
+      await resumeAutoPaused(this.ctx, this.clock.now());
+      this.runner.wake();
+    });
+  }
+
+  /**
+   * Parse a provider webhook with the account's transport and apply its events. Several accounts (one
+   * callback URL for many numbers, as Meta's): every transport parses the body and checks its signature
+   * before anything is applied, and the receipts of all of them go to the store in one call.
+   */
+  async handleWebhook(accountIds: string | string[], body: unknown, headers: Record<string, string | string[] | undefined> = {}): Promise<TransportEvent[]> {
+    const ids = typeof accountIds === 'string' ? [accountIds] : accountIds;
+    const parsed = await Promise.all(ids.map(async (accountId) => ({ accountId, events: await parseWebhook(this.ctx, accountId, body, headers) })));
+    await this.applyEvents(parsed);
+    return parsed.flatMap((p) => p.events);
   }
 
   /** Opt contacts out: they are never sent to again, and their pending sends in every campaign are skipped. */

@@ -1,11 +1,12 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { z } from 'zod';
 import type { EngineContext } from '../context.js';
-import { ValidationError, validate } from '../errors.js';
+import { NotFoundError, ValidationError, validate } from '../errors.js';
 import { normalizePhone } from '../domain/phone.js';
 import { recordOptOut } from '../dispatch/opt-out.js';
 import type { StatusUpdate, StatusUpdateResult } from '../store/contract.js';
 import type { TransportEvent } from '../transport/contract.js';
+import { applyConnection, applyHold } from './accounts.js';
 import { foldKeyword } from './options.js';
 
 /** What reaches the engine from outside a send's reply: receipts, inbound replies, opt-outs. */
@@ -26,6 +27,30 @@ export async function applyStatusUpdates(ctx: EngineContext, updates: StatusUpda
   const result = await ctx.store.applyStatusUpdates(list, ctx.clock.now());
   for (const change of result.changed) ctx.emit('message:status', change);
   return result;
+}
+
+/**
+ * Transport events of one or more accounts: each account's in order (inbound replies, holds, connection
+ * changes; `reconnected` runs when one brings an account back), then every receipt in one store call.
+ */
+export async function applyTransportEvents(ctx: EngineContext, parsed: Array<{ accountId: string; events: TransportEvent[] }>, reconnected: () => Promise<void>): Promise<void> {
+  for (const { accountId, events } of parsed) {
+    for (const event of events) {
+      if (event.type === 'inbound') await inboundReply(ctx, accountId, event);
+      else if (event.type === 'account_hold') await applyHold(ctx, accountId, event);
+      else if (event.type === 'connection' && (await applyConnection(ctx, accountId, event))) await reconnected();
+    }
+  }
+  const statuses = statusUpdatesOf(parsed.flatMap((p) => p.events));
+  if (statuses.length > 0) await applyStatusUpdates(ctx, statuses);
+}
+
+/** A webhook body parsed (and its signature checked) by the transport of `accountId`. */
+export async function parseWebhook(ctx: EngineContext, accountId: string, body: unknown, headers: Record<string, string | string[] | undefined>): Promise<TransportEvent[]> {
+  const account = ctx.accounts.get(accountId);
+  if (!account) throw new NotFoundError('account', accountId);
+  if (!account.transport.parseWebhook) throw new ValidationError(`The ${account.transport.name} transport of account ${accountId} takes no webhooks`, [{ path: 'accountId', message: 'transport has no parseWebhook' }]);
+  return account.transport.parseWebhook(body, headers);
 }
 
 /** The receipts among a transport's events, as status updates. */
