@@ -128,6 +128,33 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
     expect(counters).toEqual(counted);
   });
 
+  it("a receipt that comes 100 ms after the provider's answer finds the outcome recorded, even when few sends are on the wire", async () => {
+    // 20 per second with a window of 32: an eighth of the window (4 answers) takes 200 ms to come back,
+    // so outcomes waiting for it would still be `sending` when the receipt arrives, and it would be lost.
+    const clock = new VirtualClock();
+    const store = createMemoryStore();
+    const sim = createSimulatorTransport({ seed: 9, clock, latencyMs: { min: 50, max: 50 }, failureRates: {} });
+    let engine: ReturnType<typeof createEngine>;
+    const transport = {
+      name: sim.name,
+      async send(message: Parameters<SimulatorTransport['send']>[0], opts?: Parameters<SimulatorTransport['send']>[1]) {
+        const sent = await sim.send(message, opts);
+        // The provider's "delivered" webhook, 100 ms after its answer.
+        clock.setTimer(100, () => void engine.applyStatusUpdates([{ providerMessageId: sent.providerMessageId, status: 'delivered', at: clock.now() }]));
+        return sent;
+      },
+    };
+    engine = createEngine({ store, clock, logger: silentLogger, random: seededRandom(4), accounts: [{ id: 'a1', transport, pacing: { ratePerSecond: 20, maxInFlight: 32 } }] });
+    const c = await campaignWith(engine, 30, { batchSize: 30 });
+    await engine.start(c.id);
+    await runUntil({ engine, clock }, 'campaign:completed');
+    const stopClock = clock.autoAdvance();
+    await new Promise((res) => setTimeout(res, 50));
+    stopClock();
+    const { counted } = await expectCountersMatchRows(store, c.id);
+    expect(counted).toMatchObject({ delivered: 30, sent: 0 });
+  });
+
   it('never more on the wire than the window, even when the rate would allow more', async () => {
     const r = rig({ rate: 1_000, window: 8, latency: { min: 100, max: 200 } });
     const c = await campaignWith(r.engine, 600, { batchSize: 600 });

@@ -12,8 +12,17 @@ import { AccountSender, returnToPending, type Planned } from './sender.js';
  * next ones and push a second over the rate). "Too fast" answers shrink the rate and the window for a
  * while (`Throttle`).
  */
+/**
+ * A sent message's outcome reaches the store within this long of its answer, however few have come
+ * back: a receipt (Meta posts "sent" and "delivered" within a second or so) that reaches the store
+ * before the outcome finds the row still `sending` and is ignored.
+ */
+const RECORD_WITHIN_MS = 50;
+
 export class RateSender extends AccountSender {
   private readonly outstanding = new Set<Promise<void>>();
+  /** Wakes the schedule when the oldest outcome is due to be recorded (RECORD_WITHIN_MS). */
+  private due: Promise<void> | null = null;
 
   /** The window in use now: the configured one, shrunk after "too fast" answers. */
   private get window(): number {
@@ -62,12 +71,20 @@ export class RateSender extends AccountSender {
           continue;
         }
         // Outcomes free the window (for other workers too): record them once an eighth of a window has come
-        // back, then look again (every send may have come back meanwhile: there would be nothing to wait for).
-        if (!this.stop && this.pending.size * 8 >= this.window) {
+        // back, or the oldest has waited RECORD_WITHIN_MS; then look again (every send may have come back
+        // meanwhile: there would be nothing to wait for).
+        const waited = this.pending.size > 0 ? clock.now() - this.pending.outcomes[0]!.at : 0;
+        if (!this.stop && this.pending.size > 0 && (this.pending.size * 8 >= this.window || waited >= RECORD_WITHIN_MS)) {
           await this.flush();
           continue;
         }
-        await Promise.race(claiming ? [...this.outstanding, claiming] : this.outstanding);
+        if (!this.stop && this.pending.size > 0 && !this.due) {
+          this.due = clock
+            .sleep(Math.min(RECORD_WITHIN_MS, RECORD_WITHIN_MS - waited), this.limits.signal)
+            .catch(() => undefined)
+            .finally(() => (this.due = null));
+        }
+        await Promise.race([...this.outstanding, ...(claiming ? [claiming] : []), ...(this.due ? [this.due] : [])]);
       }
     } finally {
       await Promise.allSettled([...this.outstanding]);
