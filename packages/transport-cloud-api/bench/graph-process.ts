@@ -16,7 +16,7 @@ interface Address {
   version: string;
 }
 
-type Record_ = Pick<FakeGraph, 'requests' | 'accepted' | 'rejected'> & { peakOpenSends: Array<[string, number]> };
+type Recorded = Pick<FakeGraph, 'requests' | 'accepted' | 'rejected'> & { peakOpenSends: Array<[string, number]> };
 
 if (process.send && process.argv[2] === '--child') {
   const [phoneNumberId, rate, latency] = [process.argv[3]!, Number(process.argv[4]), Number(process.argv[5])];
@@ -25,7 +25,7 @@ if (process.send && process.argv[2] === '--child') {
   process.on('message', (m: { cmd: string }) => {
     if (m.cmd === 'record') {
       const peaks = (fake as unknown as { peakOpenSends: Map<string, number> }).peakOpenSends;
-      process.send!({ record: { requests: fake.requests, accepted: fake.accepted, rejected: fake.rejected, peakOpenSends: [...peaks] } satisfies Record_ });
+      process.send!({ record: { requests: fake.requests, accepted: fake.accepted, rejected: fake.rejected, peakOpenSends: [...peaks] } satisfies Recorded });
     } else if (m.cmd === 'close') void fake.close().then(() => process.exit(0));
   });
   process.send({ address: { url: fake.url, accessToken: fake.accessToken, appSecret: fake.appSecret, version: fake.version } satisfies Address });
@@ -50,7 +50,7 @@ export class GraphProcess {
   /** What the server recorded, as a FakeGraph whose read methods (messages, arrivals, maxInWindow, ...) work. */
   record(): Promise<FakeGraph> {
     return new Promise((resolve) => {
-      this.child.once('message', (m: { record: Record_ }) => {
+      this.child.once('message', (m: { record: Recorded }) => {
         const snapshot = Object.create(FakeGraph.prototype) as FakeGraph;
         Object.assign(snapshot, { requests: m.record.requests, accepted: m.record.accepted, rejected: m.record.rejected, peakOpenSends: new Map(m.record.peakOpenSends) });
         resolve(snapshot);
