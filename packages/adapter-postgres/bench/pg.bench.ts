@@ -174,6 +174,8 @@ async function engineRun(url: string, schema: string, n: number, accounts: numbe
 
 /** `--claim`: recipients claimed per account per claim slice in the window benches. */
 const windowClaim = arg('claim', 1_000);
+/** `--window-batch`: the window benches' batch size (a batch boundary waits for the batch's last answers). */
+const windowBatch = arg('window-batch', 10_000);
 
 /** Sends per account within each sliding second, as they left the engine: the highest. */
 function peakPerSecond(times: number[]): number {
@@ -193,7 +195,17 @@ function peakPerSecond(times: number[]): number {
  * it leaves). Each account's sends are timed as they leave (a wrapper around the simulator's `send`),
  * and the highest count within any sliding second is reported beside the rate.
  */
-type WindowResult = { rate: number; steady: number; cpu: number; late: number; lateGrants: number; checkpointP90Ms: number; peaks: number[]; inDoubtMax: number } | { stalled: string };
+type WindowResult =
+  | { rate: number; steady: number; cpu: number; late: number; lateGrants: number; checkpointP90Ms: number; peaks: number[]; inDoubtMax: number; sendingMs: SendingMs }
+  | { stalled: string };
+
+/**
+ * Where a sent row's time as `sending` (what the window counts) goes, mean ms: `writeAhead` from the
+ * write-ahead call to its grant coming back, `ahead` from the grant to the slot, `wire` from the slot
+ * to the provider's answer (latency, plus lateness), `record` from the answer to its outcome's call
+ * returning.
+ */
+type SendingMs = { writeAhead: number; ahead: number; wire: number; record: number; total: number };
 
 async function windowRun(url: string, schema: string, n: number, accounts: number): Promise<WindowResult> {
   const pool = benchPool(url, 4 + 2 * accounts);
@@ -206,8 +218,12 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const checkpointMs: number[] = []; // each checkpoint's round trip, from the `now` it was called with
   let late = 0; // sends given a new slot instead of leaving late (returned to pending, lease kept)
   const note = (id: string, entry: string) => history.set(id, [...(history.get(id) ?? []).slice(-5), entry]);
+  // Per recipient (its last grant): when the write-ahead call started, when its grant came back, its slot.
+  const granted = new Map<string, { called: number; back: number; slotAt: number }>();
+  const spent = { writeAhead: 0, ahead: 0, wire: 0, record: 0, n: 0 };
   const checkpoint = store.checkpoint.bind(store);
   store.checkpoint = async (input) => {
+    const called = Date.now();
     const r = await checkpoint(input);
     const size = `o${input.outcomes?.length ?? 0}/w${input.writeAhead?.items.length ?? 0}`;
     late += input.outcomes?.filter((o) => o.status === 'pending' && o.keepLease && o.accountEffect === 'none').length ?? 0;
@@ -215,6 +231,19 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     const back = Date.now();
     lateGrants += r.grants.filter((g) => g.granted && back > g.slotAt + 25).length;
     checkpointMs.push(back - input.now);
+    input.writeAhead?.items.forEach((it, i) => {
+      const g = r.grants[i]!;
+      if (g.granted) granted.set(it.recipientId, { called, back, slotAt: g.slotAt });
+    });
+    input.outcomes?.forEach((o, i) => {
+      const g = granted.get(o.recipientId);
+      if (o.status !== 'sent' || !r.outcomes[i]?.applied || !g) return;
+      spent.writeAhead += g.back - g.called;
+      spent.ahead += Math.max(0, g.slotAt - g.back);
+      spent.wire += o.at - Math.max(g.slotAt, g.back);
+      spent.record += back - o.at;
+      spent.n++;
+    });
     input.outcomes?.forEach((o, i) => note(o.recipientId, `${size} ${o.status}${o.keepLease ? '+keep' : ''} a${o.attempts} -> ${JSON.stringify(r.outcomes[i])}`));
     input.writeAhead?.items.forEach((it, i) => note(it.recipientId, `${size} ahead a${it.attempt} -> ${JSON.stringify(r.grants[i])}`));
     return r;
@@ -238,7 +267,7 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     claimSize: windowClaim * accounts,
     accounts: ids.map((id, i) => ({ id, transport: transports[i]!, pacing: { intervalMs: { min: 0, max: 0 }, ratePerSecond: 1_000, maxInFlight: 256 } })),
   });
-  const campaign = await engine.createCampaign({ name: 'window', templates: ['Oi {{name}}'], accountIds: ids, batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
+  const campaign = await engine.createCampaign({ name: 'window', templates: ['Oi {{name}}'], accountIds: ids, batchSize: windowBatch, batchPauseMs: { min: 0, max: 0 } });
   await engine.addRecipients(campaign.id, audience(n, 7_000_000));
   // The in-flight window as the store counts it (sending rows per account), sampled while it runs.
   let inDoubtMax = 0;
@@ -302,7 +331,9 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const [a, b] = [Math.floor(all.length * 0.05), Math.floor(all.length * 0.95)];
   const steady = (b - a) / ((all[b]! - all[a]!) / 1000);
   const p90 = checkpointMs.sort((x, y) => x - y)[Math.floor(checkpointMs.length * 0.9)] ?? 0;
-  return { rate, steady, cpu, late, lateGrants, checkpointP90Ms: p90, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax };
+  const mean = (x: number) => Math.round(x / Math.max(1, spent.n));
+  const sendingMs = { writeAhead: mean(spent.writeAhead), ahead: mean(spent.ahead), wire: mean(spent.wire), record: mean(spent.record), total: mean(spent.writeAhead + spent.ahead + spent.wire + spent.record) };
+  return { rate, steady, cpu, late, lateGrants, checkpointP90Ms: p90, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax, sendingMs };
 }
 
 /**
@@ -534,6 +565,8 @@ async function main() {
           reslotted: Math.round(median(runs.map((r) => r.late))),
           grantsBackLate: Math.round(median(runs.map((r) => r.lateGrants))),
           checkpointP90Ms: median(runs.map((r) => r.checkpointP90Ms)),
+          // The window as time: W / rate must cover a row's whole stay as `sending` (the median round's).
+          sendingMs: runs.map((r) => r.sendingMs).sort((a, b) => a.total - b.total)[Math.floor(runs.length / 2)],
         });
       }
     }

@@ -32,11 +32,11 @@ function rig(options: { rate: number; window: number; latency: { min: number; ma
   const clock = new VirtualClock();
   const store = createMemoryStore();
   const sim = createSimulatorTransport({ seed: 5, clock, latencyMs: options.latency, failureRates: options.failureRates ?? {}, rateLimitRetryAfterMs: 1_000 });
-  const spans: Array<{ start: number; end: number }> = [];
+  const spans: Array<{ to: string; start: number; end: number }> = [];
   const transport = {
     name: sim.name,
     async send(message: Parameters<SimulatorTransport['send']>[0], opts?: Parameters<SimulatorTransport['send']>[1]) {
-      const span = { start: clock.now(), end: Number.POSITIVE_INFINITY };
+      const span = { to: message.to, start: clock.now(), end: Number.POSITIVE_INFINITY };
       spans.push(span);
       try {
         return await sim.send(message, opts);
@@ -95,6 +95,48 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
     const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
     expect(counters).toEqual(counted);
     expect(counted.sent).toBe(6_000);
+  });
+
+  it('1,000 per second over batches of 1,000 with no pause between them: the window stays full across every boundary', async () => {
+    // Five boundaries. A batch that had to see its last answers (100-200 ms after the last send)
+    // before the next one could start left the window empty for a round trip at each: about 860 per second.
+    const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
+    const c = await campaignWith(r.engine, 6_000, { batchSize: 1_000 });
+    const completed: number[] = [];
+    r.engine.on('batch:completed', (e) => completed.push(e.batch!.batch));
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    const times = r.sim.sends.map((s) => s.at);
+    const elapsed = (times.at(-1)! - times[0]!) / 1_000;
+    expect(r.sim.sends).toHaveLength(6_000);
+    expect(duplicateSends([r.sim])).toEqual([]);
+    expect(maxInWindow(times, 1_000)).toBeLessThanOrEqual(1_000);
+    expect(6_000 / elapsed).toBeGreaterThanOrEqual(950);
+    // Every batch still closes, in order, once its last outcome is recorded.
+    expect(completed).toEqual([1, 2, 3, 4, 5, 6]);
+    const batches = await r.store.listBatches(c.id);
+    expect(batches.every((b) => b.finishedAt !== null)).toBe(true);
+    const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
+    expect(counters).toEqual(counted);
+    expect(counted.sent).toBe(6_000);
+  });
+
+  it('with a pause between batches, the next batch starts only after the last answer of the one before and the pause', async () => {
+    const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
+    const c = await campaignWith(r.engine, 3_000, { batchSize: 1_000, batchPauseMs: { min: 2_000, max: 2_000 } });
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    const batchOf = new Map((await r.store.listRecipients(c.id)).map((x) => [x.phone, x.batch]));
+    const ends = new Map<number, number>();
+    const starts = new Map<number, number>();
+    for (const s of r.spans) {
+      const b = batchOf.get(s.to)!;
+      ends.set(b, Math.max(ends.get(b) ?? 0, s.end));
+      starts.set(b, Math.min(starts.get(b) ?? Number.POSITIVE_INFINITY, s.start));
+    }
+    expect(r.sim.sends).toHaveLength(3_000);
+    expect(starts.get(2)! - ends.get(1)!).toBeGreaterThanOrEqual(2_000);
+    expect(starts.get(3)! - ends.get(2)!).toBeGreaterThanOrEqual(2_000);
   });
 
   it('a pause from another process stops the slices that follow: the sender claims no more once the campaign is not running', async () => {

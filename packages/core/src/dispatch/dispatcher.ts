@@ -14,8 +14,17 @@ import type { TickLimits } from './sender.js';
 export type { TickResult } from './batches.js';
 export type { TickLimits } from './sender.js';
 
-/** How long one tick keeps claiming the next slice for rate-paced accounts (see `Dispatcher.refill`). */
-const REFILL_FOR_MS = 10_000;
+/**
+ * How long one tick keeps claiming the next slice for rate-paced accounts at most (see
+ * `Dispatcher.refill`). A tick's end empties the accounts' windows for a round trip (its sends are
+ * answered and recorded before the next tick claims), so it is long; what the next tick would read
+ * afresh ends it sooner.
+ */
+const REFILL_FOR_MS = 60_000;
+
+/** Whether a tick's refill may go on from `batch` into the next (see `Dispatcher.refill`): a worker's loop, no pause between batches, a batch after it. */
+const runsOn = (campaign: Campaign, batch: number, limits: TickLimits): boolean =>
+  limits.deadline === null && campaign.settings.batchPauseMs.max === 0 && batch < Math.ceil(campaign.counters.total / campaign.settings.batchSize);
 
 /**
  * Works campaigns for one lease owner (a `run()` loop, or one `step()` call). A tick is one cycle on
@@ -74,13 +83,24 @@ export class Dispatcher {
    * The next slice of the batch, claimed and screened while rate-paced accounts send the last one, so
    * their windows stay full across slices (a tick that waited for every answer before claiming again
    * would leave the window empty for a round trip per slice). False once the tick must take no more:
-   * the batch ran dry, the tick stopped, or it has claimed for `REFILL_FOR_MS` (the next tick reads the
-   * campaign, its accounts and batch afresh). A campaign found no longer running (paused or cancelled
-   * by another process) also halts the queue: what it still holds is released, not sent.
+   * the batch ran dry, the tick stopped, one of the campaign's accounts that could not send here when
+   * the tick began can now (the next tick takes it in), or it has claimed for `REFILL_FOR_MS`. A
+   * campaign found no longer running (paused or cancelled by another process) also halts the queue:
+   * what it still holds is released, not sent.
+   *
+   * With no pause between batches (`batchPauseMs.max` 0), a worker's loop (not a step, which counts
+   * batches) goes on claiming from the next batch once this one has nothing left to claim: its last
+   * sends are still on the wire, and waiting for their answers before the next batch could start
+   * emptied the window at every boundary (a third of a second at 1,000/s). One batch ahead at most;
+   * the batch pointer still moves only when a batch has no open row (`finishBatch`, next tick).
    */
   private refill(campaign: Campaign, local: AccountRecord[], queue: RecipientQueue, limit: number, limits: TickLimits, screenedOut: { n: number }): () => Promise<boolean> {
     const { store, clock, options } = this.ctx;
     const until = Math.min(clock.now() + REFILL_FOR_MS, limits.deadline ?? Number.POSITIVE_INFINITY);
+    // The batch claimed from: the campaign's current one, or (no pause) the one after it.
+    let batch = campaign.currentBatch;
+    const localIds = new Set(local.map((a) => a.id));
+    const claim = () => store.claimRecipients({ campaignId: campaign.id, batch, owner: this.owner, limit, now: clock.now(), leaseMs: options.leaseMs });
     return async () => {
       if (limits.signal.aborted || clock.now() >= until) return false;
       try {
@@ -90,8 +110,17 @@ export class Dispatcher {
           queue.halt();
           return false;
         }
-        if (current.currentBatch !== campaign.currentBatch || limits.signal.aborted) return false;
-        const claimed = await store.claimRecipients({ campaignId: campaign.id, batch: campaign.currentBatch, owner: this.owner, limit, now: clock.now(), leaseMs: options.leaseMs });
+        if (current.currentBatch > batch || limits.signal.aborted) return false;
+        const accounts = await store.listAccounts(current.accountIds);
+        if (accounts.some((a) => !localIds.has(a.id) && this.ctx.accounts.has(a.id) && isUsable(a, clock.now()))) return false;
+        let claimed = await claim();
+        if (claimed.length === 0 && runsOn(current, batch, limits)) {
+          // Already a batch ahead: the current one's last sends have had a batch's time to come back;
+          // close it (when every row of it is done) so that the one after can open.
+          if (batch > current.currentBatch && (await finishBatch(this.ctx, campaign.id)).kind !== 'progressed') return false;
+          batch++;
+          claimed = await claim();
+        }
         if (claimed.length === 0) return false;
         const screened = await this.screen(campaign, claimed, local);
         screenedOut.n += claimed.length - screened.sendable.length;

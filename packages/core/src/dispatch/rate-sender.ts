@@ -21,6 +21,13 @@ const RECORD_WITHIN_MS = 50;
 
 export class RateSender extends AccountSender {
   private readonly outstanding = new Set<Promise<void>>();
+  /**
+   * Resolves when the next outstanding send ends. One promise for all of them: a race over the whole
+   * window at every turn of the loop cost O(W) per send (a quarter of the process's CPU at 4 x 1,000/s).
+   */
+  private ended: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** Sends planned so far by this sender: their slots continue one exact spacing (see `rateGaps`). */
+  private slotsPlanned = 0;
   /** Wakes the schedule when the oldest outcome is due to be recorded (RECORD_WITHIN_MS). */
   private due: Promise<void> | null = null;
 
@@ -48,7 +55,7 @@ export class RateSender extends AccountSender {
                 if (!(await this.waitForWindow())) break;
               } else {
                 this.windowFull = false;
-                await Promise.race(this.outstanding);
+                await this.nextEnd();
               }
             }
             continue;
@@ -84,7 +91,7 @@ export class RateSender extends AccountSender {
             .catch(() => undefined)
             .finally(() => (this.due = null));
         }
-        await Promise.race([...this.outstanding, ...(claiming ? [claiming] : []), ...(this.due ? [this.due] : [])]);
+        await Promise.race([this.nextEnd(), ...(claiming ? [claiming] : []), ...(this.due ? [this.due] : [])]);
       }
     } finally {
       await Promise.allSettled([...this.outstanding]);
@@ -97,7 +104,7 @@ export class RateSender extends AccountSender {
     const share = this.account.throttle.share;
     const planned = this.plan(
       recipients,
-      (n) => rateGaps(pacing, n, share),
+      (n) => rateGaps(pacing, n, share, (this.slotsPlanned += n) - n),
       () => 0,
     );
     if (planned.length === 0) return;
@@ -109,9 +116,24 @@ export class RateSender extends AccountSender {
     grants.forEach((g, i) => {
       const p = planned[i]!;
       if (!g.granted) return this.refused(p, g);
-      const task: Promise<void> = this.sendAt(p, g.slotAt, grantedAt).finally(() => this.outstanding.delete(task));
+      const task: Promise<void> = this.sendAt(p, g.slotAt, grantedAt).finally(() => {
+        this.outstanding.delete(task);
+        const ended = this.ended;
+        this.ended = null;
+        ended?.resolve();
+      });
       this.outstanding.add(task);
     });
+  }
+
+  /** A promise that resolves when the next outstanding send ends. */
+  private nextEnd(): Promise<void> {
+    if (!this.ended) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.ended = { promise, resolve };
+    }
+    return this.ended.promise;
   }
 
   private async sendAt(p: Planned, slotAt: number, grantedAt: number): Promise<void> {

@@ -28,11 +28,14 @@ export const LATE_TOLERANCE_MS = 25;
 /**
  * Gaps after `n` consecutive sends of a rate-paced account: 1000 / (rate x headroom x share) ms each,
  * rounded so that their running sum never drifts from the exact spacing (12.5 ms -> 12, 13, 12, 13...).
+ * `from`: how many sends of the account were planned before these, so that consecutive groups continue
+ * the same sequence; each group starting afresh would round its span up once (16 sends of 1.03 ms
+ * took 17 ms: 6% under the rate).
  */
-export function rateGaps(pacing: Pacing, n: number, share = 1): number[] {
+export function rateGaps(pacing: Pacing, n: number, share = 1, from = 0): number[] {
   const spacing = 1_000 / (pacing.ratePerSecond! * RATE_HEADROOM * share);
   const gaps: number[] = [];
-  for (let i = 0; i < n; i++) gaps.push(Math.ceil((i + 1) * spacing) - Math.ceil(i * spacing));
+  for (let i = from; i < from + n; i++) gaps.push(Math.ceil((i + 1) * spacing) - Math.ceil(i * spacing));
   return gaps;
 }
 
