@@ -139,6 +139,31 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
     expect(starts.get(3)! - ends.get(2)!).toBeGreaterThanOrEqual(2_000);
   });
 
+  it('an account that comes back from a cooldown while the others send joins within a slice, not when the batch ends', async () => {
+    const clock = new VirtualClock();
+    const store = createMemoryStore();
+    const sims = { a1: createSimulatorTransport({ seed: 1, clock, latencyMs: { min: 100, max: 100 } }), a2: createSimulatorTransport({ seed: 2, clock, latencyMs: { min: 100, max: 100 } }) };
+    const engine = createEngine({
+      store,
+      clock,
+      logger: silentLogger,
+      random: seededRandom(3),
+      claimSize: 200,
+      accounts: (['a1', 'a2'] as const).map((id) => ({ id, transport: sims[id], pacing: { ratePerSecond: 100, maxInFlight: 16 } })),
+    });
+    const c = await campaignWith(engine, 3_000, { batchSize: 3_000 }, ['a1', 'a2']);
+    await engine.ready();
+    const back = clock.now() + 3_000;
+    await store.updateAccount('a2', { state: 'disabled', disabledUntil: back, disabledReason: 'cooldown' }, clock.now());
+    await engine.start(c.id);
+    await runUntil({ engine, clock }, 'campaign:completed');
+    expect(sims.a1.sends.length + sims.a2.sends.length).toBe(3_000);
+    // a1 alone takes 30 s for the batch; a2 is back after 3 s and claims come every 2 s (200 at 100/s).
+    expect(sims.a2.sends[0]!.at).toBeGreaterThanOrEqual(back);
+    expect(sims.a2.sends[0]!.at).toBeLessThan(back + 3_000);
+    expect(sims.a2.sends.length).toBeGreaterThan(1_000);
+  });
+
   it('a pause from another process stops the slices that follow: the sender claims no more once the campaign is not running', async () => {
     const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
     // Another process (an API server) shares the store and pauses the campaign; this worker's own
