@@ -196,7 +196,7 @@ function peakPerSecond(times: number[]): number {
  * and the highest count within any sliding second is reported beside the rate.
  */
 type WindowResult =
-  | { rate: number; steady: number; cpu: number; late: number; lateGrants: number; checkpointP90Ms: number; peaks: number[]; inDoubtMax: number; sendingMs: SendingMs }
+  | { rate: number; steady: number; cpu: number; late: number; lateGrants: number; checkpointP90Ms: number; peaks: number[]; inDoubtMax: number; sendingMs: SendingMs; edgesMs: { start: number; tail: number } }
   | { stalled: string };
 
 /**
@@ -317,7 +317,8 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   } finally {
     clearInterval(stallTimer);
   }
-  const rate = n / ((performance.now() - t0) / 1000);
+  const tEnd = performance.now();
+  const rate = n / ((tEnd - t0) / 1000);
   const used = process.cpuUsage(cpu0);
   const cpu = (used.user + used.system) / 1000 / (performance.now() - t0);
   clearInterval(watcher);
@@ -333,7 +334,9 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
   const p90 = checkpointMs.sort((x, y) => x - y)[Math.floor(checkpointMs.length * 0.9)] ?? 0;
   const mean = (x: number) => Math.round(x / Math.max(1, spent.n));
   const sendingMs = { writeAhead: mean(spent.writeAhead), ahead: mean(spent.ahead), wire: mean(spent.wire), record: mean(spent.record), total: mean(spent.writeAhead + spent.ahead + spent.wire + spent.record) };
-  return { rate, steady, cpu, late, lateGrants, checkpointP90Ms: p90, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax, sendingMs };
+  // The run's ends: from start() to the first send, and from the last send to campaign:completed.
+  const edgesMs = { start: Math.round(all[0]! - t0), tail: Math.round(tEnd - all.at(-1)!) };
+  return { rate, steady, cpu, late, lateGrants, checkpointP90Ms: p90, peaks: ids.map((id) => peakPerSecond(left.get(id)!)), inDoubtMax, sendingMs, edgesMs };
 }
 
 /**
@@ -567,6 +570,7 @@ async function main() {
           checkpointP90Ms: median(runs.map((r) => r.checkpointP90Ms)),
           // The window as time: W / rate must cover a row's whole stay as `sending` (the median round's).
           sendingMs: runs.map((r) => r.sendingMs).sort((a, b) => a.total - b.total)[Math.floor(runs.length / 2)],
+          edgesMs: runs.map((r) => r.edgesMs),
         });
       }
     }

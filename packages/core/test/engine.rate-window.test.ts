@@ -164,6 +164,38 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
     expect(sims.a2.sends.length).toBeGreaterThan(1_000);
   });
 
+  it('four accounts drawing on one queue while each claim takes 150 ms: the next slice is claimed early enough that no window runs dry', async () => {
+    // 4 x 1,000/s empty a window's worth (256) in 64 ms, less than a claim takes here: a claim started
+    // only then (as it was) left every account idle for the rest of it, at every slice.
+    const clock = new VirtualClock();
+    const memory = createMemoryStore();
+    const store = Object.assign(Object.create(memory) as typeof memory, {
+      claimRecipients: async (input: Parameters<typeof memory.claimRecipients>[0]) => {
+        await clock.sleep(150);
+        return memory.claimRecipients(input);
+      },
+    });
+    const ids = ['a1', 'a2', 'a3', 'a4'];
+    const sims = ids.map((id, i) => createSimulatorTransport({ seed: 10 + i, clock, latencyMs: { min: 100, max: 200 }, messageIdPrefix: `${id}-` }));
+    const engine = createEngine({
+      store,
+      clock,
+      logger: silentLogger,
+      random: seededRandom(3),
+      claimSize: 2_000,
+      accounts: ids.map((id, i) => ({ id, transport: sims[i]!, pacing: { ratePerSecond: 1_000, maxInFlight: 256 } })),
+    });
+    const c = await campaignWith(engine, 20_000, { batchSize: 10_000 }, ids);
+    await engine.start(c.id);
+    await runUntil({ engine, clock }, 'campaign:completed');
+    const times = sims.flatMap((sim) => sim.sends.map((x) => x.at)).sort((a, b) => a - b);
+    expect(times).toHaveLength(20_000);
+    expect(duplicateSends(sims)).toEqual([]);
+    // 3,880 is the ceiling (0.97 of the rate); the first 100 ms fill the windows. 3,640 before.
+    expect(20_000 / ((times.at(-1)! - times[0]!) / 1_000)).toBeGreaterThanOrEqual(3_750);
+    for (const sim of sims) expect(maxInWindow(sim.sends.map((x) => x.at), 1_000)).toBeLessThanOrEqual(1_000);
+  });
+
   it('a pause from another process stops the slices that follow: the sender claims no more once the campaign is not running', async () => {
     const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
     // Another process (an API server) shares the store and pauses the campaign; this worker's own

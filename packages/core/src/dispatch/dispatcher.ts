@@ -73,7 +73,7 @@ export class Dispatcher {
     if (screened.sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
     const queue = new RecipientQueue(screened.sendable, screened.sticky);
     const screenedOut = { n: claimed.length - screened.sendable.length };
-    if (pacings.some(isRatePaced)) queue.refillWith(this.refill(campaign, local, queue, limit, limits, screenedOut));
+    if (pacings.some(isRatePaced)) queue.refillWith(this.refill(campaign, local, queue, limit, limits, screenedOut), Math.ceil(limit / 2));
     const result = await this.send(campaign, queue, local, limits);
     if (result.kind === 'progressed') result.processed += screenedOut.n;
     return result;

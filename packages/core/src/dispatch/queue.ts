@@ -99,18 +99,23 @@ export class RecipientQueue {
   /**
    * Let the senders claim more while they work. `claim` adds the next slice (`add`) and says whether
    * more may follow: false once the tick must take no more (the batch ran dry, the campaign stopped
-   * running, the tick's time is up).
+   * running, the tick's time is up). `low`: claim once fewer than this are left, at least (half a
+   * slice: every account of the queue draws on it while a claim of a whole slice is under way).
    */
-  refillWith(claim: () => Promise<boolean>): void {
+  refillWith(claim: () => Promise<boolean>, low = 0): void {
     this.refiller = claim;
+    this.refillLow = low;
   }
 
+  private refillLow = 0;
+
   /**
-   * Claim the next slice when fewer than `low` recipients are left, one claim at a time. Returns the
-   * claim under way (to wait for when there is nothing else to do), or null when none is.
+   * Claim the next slice when fewer than `low` (or the queue's own threshold, if higher) recipients
+   * are left, one claim at a time. Returns the claim under way (to wait for when there is nothing
+   * else to do), or null when none is.
    */
   topUp(low: number): Promise<void> | null {
-    if (this.refilling || !this.refiller || this.count >= low) return this.refilling;
+    if (this.refilling || !this.refiller || this.count >= Math.max(low, this.refillLow)) return this.refilling;
     const claim = this.refiller;
     this.refilling = claim()
       .then(
