@@ -100,7 +100,7 @@ export class PostgresStore extends CallStore {
    * With COPY: an import's chunk as COPY text, encoded as the engine reads each row (see CopyBuffer);
    * null otherwise (the engine passes arrays to addRecipients).
    */
-  recipientBuffer(): RecipientBuffer | null {
+  async recipientBuffer(): Promise<RecipientBuffer | null> {
     return this.importMode === 'copy' ? new CopyBuffer(this.blocks) : null;
   }
 

@@ -54,7 +54,7 @@ describe('import through COPY', () => {
     pools.push(p);
     const store = createPostgresStore(p, { schema: freshSchema('imp') });
     await store.migrate();
-    expect(store.recipientBuffer()).not.toBeNull();
+    expect(await store.recipientBuffer()).not.toBeNull();
     const got = await importInto(store);
     const want = await importInto(createMemoryStore());
     expect(got).toEqual(want);
@@ -70,7 +70,7 @@ describe('import through COPY', () => {
     try {
       const store = createPostgresStore(db, { schema: 'imp' });
       await store.migrate();
-      expect(store.recipientBuffer()).toBeNull();
+      expect(await store.recipientBuffer()).toBeNull();
       expect(await importInto(store)).toEqual(await importInto(createMemoryStore()));
     } finally {
       await db.close();

@@ -28,7 +28,7 @@ describe('import into a store with its own chunk form', () => {
       }
     }
     Object.assign(buffered, {
-      recipientBuffer: () => new Buffer(),
+      recipientBuffer: async () => new Buffer(),
       addRecipientBuffer: (id: string, rows: Buffer, now: number) => buffered.addRecipients(id, rows.rows, now),
     });
     const phones = ['5511990000001', '5511990000002', '5511990000001', 'bad', '5511990000003', '5511990000004', '5511990000002'];

@@ -51,8 +51,8 @@ export async function importRecipients(
   const coverage = variableCoverage(campaign, result.missingVariables);
   // A store that keeps a chunk in its own form gets each row as it is read (see StateStore.recipientBuffer).
   const store = ctx.store;
-  const newChunk = (): NewRecipient[] | RecipientBuffer => (store.addRecipientBuffer ? store.recipientBuffer?.() : null) ?? [];
-  let chunk = newChunk();
+  const newChunk = async (): Promise<NewRecipient[] | RecipientBuffer> => (store.addRecipientBuffer ? await store.recipientBuffer?.() : null) ?? [];
+  let chunk = await newChunk();
   // One chunk is written while the next is read and normalised (at most two in memory), in order.
   let writing: Promise<void> = Promise.resolve();
   const flush = async (done: boolean) => {
@@ -62,8 +62,8 @@ export async function importRecipients(
       return;
     }
     const rows = chunk;
-    chunk = newChunk();
     const now = ctx.clock.now();
+    chunk = done ? [] : await newChunk();
     writing = (Array.isArray(rows) ? store.addRecipients(campaignId, rows, now) : store.addRecipientBuffer!(campaignId, rows, now)).then((r) => {
       result.inserted += r.inserted;
       result.duplicates += r.duplicates;

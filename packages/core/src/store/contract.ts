@@ -59,12 +59,13 @@ export interface StateStore {
   addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult>;
   /**
    * Optional, with `addRecipientBuffer`: an empty chunk of an import in the store's own form (e.g.
-   * the bytes it will send), or null to take arrays. The engine pushes each row into it as it reads
+   * the bytes it will send), or null to take arrays (async like every store method, so wrappers that
+   * proxy a store's methods keep working). The engine pushes each row into it as it reads
    * the source, so no row object outlives its reading (a chunk of objects, held while the next was
    * read, was most of a large import's memory), then writes it with `addRecipientBuffer`, which does
    * exactly what `addRecipients` does with the same rows in the same order.
    */
-  recipientBuffer?(): RecipientBuffer | null;
+  recipientBuffer?(): Promise<RecipientBuffer | null>;
   addRecipientBuffer?(campaignId: string, rows: RecipientBuffer, now: number): Promise<AddRecipientsResult>;
   listRecipients(campaignId: string, query?: RecipientQuery): Promise<Recipient[]>;
   getRecipientByProviderId(providerMessageId: string): Promise<Recipient | null>;
