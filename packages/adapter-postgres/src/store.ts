@@ -1,10 +1,10 @@
-import { ValidationError, type AddRecipientsResult, type NewRecipient } from '@disparo/core/store';
+import { ValidationError, type AddRecipientsResult, type NewRecipient, type RecipientBuffer } from '@disparo/core/store';
 import { z } from 'zod';
 import { CallStore } from './call-store.js';
 import type { Call } from './calls.js';
 import { Db, type Queryable, isPGlite, quoteIdent } from './client.js';
 import { toStoreError } from './errors.js';
-import { importByCopy } from './import.js';
+import { BlockPool, CopyBuffer, importByCopy } from './import.js';
 import { migrate, schemaVersion, type MigrateResult } from './migrate.js';
 import { subscribeWake, wakeChannel } from './wake.js';
 
@@ -40,6 +40,8 @@ export class PostgresStore extends CallStore {
   private readonly db: Db;
   private readonly s: string;
   private readonly importMode: 'copy' | 'insert';
+  /** COPY blocks that imports have finished with (see CopyBuffer). */
+  private readonly blocks = new BlockPool();
 
   constructor(client: Queryable, options: PostgresStoreOptions = {}) {
     super();
@@ -92,6 +94,29 @@ export class PostgresStore extends CallStore {
     } catch (error) {
       throw toStoreError(error, { method: 'addRecipients', schema: this.schema, input: { rows }, id: campaignId });
     }
+  }
+
+  /**
+   * With COPY: an import's chunk as COPY text, encoded as the engine reads each row (see CopyBuffer);
+   * null otherwise (the engine passes arrays to addRecipients).
+   */
+  async recipientBuffer(): Promise<RecipientBuffer | null> {
+    return this.importMode === 'copy' ? new CopyBuffer(this.blocks) : null;
+  }
+
+  /** A chunk from `recipientBuffer()`: the same import as addRecipients with its rows. */
+  async addRecipientBuffer(campaignId: string, rows: RecipientBuffer, now: number): Promise<AddRecipientsResult> {
+    if (!(rows instanceof CopyBuffer)) throw new ValidationError('addRecipientBuffer takes a buffer from this store\'s recipientBuffer()', [{ path: 'rows', message: 'not a CopyBuffer' }]);
+    if (rows.length === 0) return { inserted: 0, duplicates: 0, optedOut: 0 };
+    let result: AddRecipientsResult;
+    try {
+      result = await importByCopy(this.db, this.s, campaignId, rows, now);
+    } catch (error) {
+      // The rows are bytes by now: the error names no row (the engine has refused NUL characters already).
+      throw toStoreError(error, { method: 'addRecipients', schema: this.schema, id: campaignId });
+    }
+    rows.recycle();
+    return result;
   }
 
   /** Call `listener` when any worker of this schema notifies; see `subscribeWake` in wake.ts. */

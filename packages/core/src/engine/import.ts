@@ -1,13 +1,13 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { EngineContext } from '../context.js';
-import { ConflictError, ValidationError, validate } from '../errors.js';
+import { ConflictError, ValidationError } from '../errors.js';
 import { isFinished } from '../domain/campaign-status.js';
 import { normalizePhone } from '../domain/phone.js';
 import { compileTemplate, pickTemplate } from '../domain/template.js';
 import type { Campaign } from '../domain/types.js';
-import type { NewRecipient } from '../store/contract.js';
+import type { NewRecipient, RecipientBuffer } from '../store/contract.js';
 import { getCampaign } from './campaigns.js';
-import { recipientInputSchema, type RecipientInput } from './schemas.js';
+import { parseRecipientInput, type RecipientInput } from './schemas.js';
 
 export interface ImportResult {
   /** Items read from the source. */
@@ -46,10 +46,13 @@ export async function importRecipients(
   }
   const chunkSize = options.chunkSize ?? 5_000;
   const country = (options.defaultCountry ?? ctx.options.defaultCountry) as CountryCode;
-  const parsed = Array.isArray(source) ? source.map((item, i) => validate(recipientInputSchema, item, 'recipient', `recipients.${i}`)) : null;
+  const parsed = Array.isArray(source) ? source.map((item, i) => parseRecipientInput(item, `recipients.${i}`)) : null;
   const result = emptyResult();
   const coverage = variableCoverage(campaign, result.missingVariables);
-  let chunk: NewRecipient[] = [];
+  // A store that keeps a chunk in its own form gets each row as it is read (see StateStore.recipientBuffer).
+  const store = ctx.store;
+  const newChunk = async (): Promise<NewRecipient[] | RecipientBuffer> => (store.addRecipientBuffer ? await store.recipientBuffer?.() : null) ?? [];
+  let chunk = await newChunk();
   // One chunk is written while the next is read and normalised (at most two in memory), in order.
   let writing: Promise<void> = Promise.resolve();
   const flush = async (done: boolean) => {
@@ -59,8 +62,9 @@ export async function importRecipients(
       return;
     }
     const rows = chunk;
-    chunk = [];
-    writing = ctx.store.addRecipients(campaignId, rows, ctx.clock.now()).then((r) => {
+    const now = ctx.clock.now();
+    chunk = done ? [] : await newChunk();
+    writing = (Array.isArray(rows) ? store.addRecipients(campaignId, rows, now) : store.addRecipientBuffer!(campaignId, rows, now)).then((r) => {
       result.inserted += r.inserted;
       result.duplicates += r.duplicates;
       result.optedOut += r.optedOut;
@@ -69,7 +73,9 @@ export async function importRecipients(
     if (done) await writing;
     else writing.catch(() => undefined); // surfaced by the next flush's await
   };
-  const take = async (item: { phone: string | number; vars: Record<string, string> }) => {
+  // Synchronous per item (true when the chunk is full): an await per item allocated a promise for
+  // every row, garbage that outlived the chunks it was made beside.
+  const take = (item: { phone: string | number; vars: Record<string, string> }): boolean => {
     result.processed++;
     const phone = normalizePhone(item.phone, country);
     if (phone === null) result.invalid++;
@@ -77,13 +83,17 @@ export async function importRecipients(
       coverage(phone, item.vars);
       chunk.push({ phone, vars: item.vars });
     }
-    if (chunk.length >= chunkSize) await flush(false);
+    return chunk.length >= chunkSize;
   };
   try {
-    if (parsed) for (const item of parsed) await take(item);
-    else {
+    if (parsed) {
+      for (const item of parsed) if (take(item)) await flush(false);
+    } else if (Symbol.asyncIterator in source) {
       let index = 0;
-      for await (const raw of source as AsyncIterable<RecipientInput>) await take(validate(recipientInputSchema, raw, 'recipient', `recipients.${index++}`));
+      for await (const raw of source) if (take(parseRecipientInput(raw, `recipients.${index++}`))) await flush(false);
+    } else {
+      let index = 0;
+      for (const raw of source) if (take(parseRecipientInput(raw, `recipients.${index++}`))) await flush(false);
     }
   } catch (error) {
     // A bad item or a failing source: the chunk already on its way still lands before we report.

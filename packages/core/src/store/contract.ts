@@ -57,6 +57,16 @@ export interface StateStore {
    * counters and the batch records' sizes grow with them in the same transaction.
    */
   addRecipients(campaignId: string, rows: NewRecipient[], now: number): Promise<AddRecipientsResult>;
+  /**
+   * Optional, with `addRecipientBuffer`: an empty chunk of an import in the store's own form (e.g.
+   * the bytes it will send), or null to take arrays (async like every store method, so wrappers that
+   * proxy a store's methods keep working). The engine pushes each row into it as it reads
+   * the source, so no row object outlives its reading (a chunk of objects, held while the next was
+   * read, was most of a large import's memory), then writes it with `addRecipientBuffer`, which does
+   * exactly what `addRecipients` does with the same rows in the same order.
+   */
+  recipientBuffer?(): Promise<RecipientBuffer | null>;
+  addRecipientBuffer?(campaignId: string, rows: RecipientBuffer, now: number): Promise<AddRecipientsResult>;
   listRecipients(campaignId: string, query?: RecipientQuery): Promise<Recipient[]>;
   getRecipientByProviderId(providerMessageId: string): Promise<Recipient | null>;
 
@@ -200,6 +210,13 @@ export interface NextBatchInput {
 export interface NewRecipient {
   phone: string;
   vars: Record<string, string>;
+}
+
+/** A chunk of an import as a store keeps it (see `StateStore.recipientBuffer`): rows go in, in order. */
+export interface RecipientBuffer {
+  push(row: NewRecipient): void;
+  /** Rows pushed so far. */
+  readonly length: number;
 }
 
 export interface AddRecipientsResult {
