@@ -9,11 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+import { arg } from './audience.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
 
 const variants: Record<string, string[]> = {
   none: [],

@@ -7,11 +7,8 @@ import pg from 'pg';
 import { createPostgresStore } from '../src/index.js';
 import { calls } from '../src/calls.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+import { arg } from './audience.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
 async function main() {
   const group = arg('group', 1);
   const nCalls = arg('calls', 200);

@@ -10,20 +10,9 @@ import pg from 'pg';
 import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+import { arg, audience } from './audience.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
 
-function* audience(n: number, offset = 0) {
-  for (let i = 0; i < n; i++) {
-    const k = offset + i;
-    const local = `9${String(10_000_000 + (k % 89_999_999)).padStart(8, '0')}`;
-    const ddd = 11 + (Math.floor(k / 89_999_999) % 80);
-    yield { phone: k % 3 === 0 ? `+55 (${ddd}) ${local.slice(0, 5)}-${local.slice(5)}` : `55${ddd}${local}`, vars: { name: `c${k}` } };
-  }
-}
 
 async function main() {
   const n = arg('n', 200_000);

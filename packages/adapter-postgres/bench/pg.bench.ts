@@ -15,11 +15,8 @@ import copyStreams from 'pg-copy-streams';
 import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+import { arg, audience } from './audience.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
 /** `--only a,b`: run only the benches whose names contain one of these words. */
 const only = (() => {
@@ -36,15 +33,6 @@ const benchPool = (url: string, max: number) => {
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
-function* audience(n: number, offset = 0) {
-  for (let i = 0; i < n; i++) {
-    const k = offset + i;
-    // Mixed formats, as real lists come: every third one is written out with +55 and punctuation.
-    const local = `9${String(10_000_000 + (k % 89_999_999)).padStart(8, '0')}`;
-    const ddd = 11 + (Math.floor(k / 89_999_999) % 80);
-    yield { phone: k % 3 === 0 ? `+55 (${ddd}) ${local.slice(0, 5)}-${local.slice(5)}` : `55${ddd}${local}`, vars: { name: `c${k}` } };
-  }
-}
 
 /** One transaction per row on one connection: the floor of per-message durability. */
 async function rawPerRow(url: string, seconds: number): Promise<number> {

@@ -9,11 +9,8 @@ import pg from 'pg';
 import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+import { arg } from './audience.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-};
 
 async function main() {
   const n = arg('n', 5_000);
