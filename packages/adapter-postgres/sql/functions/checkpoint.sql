@@ -64,6 +64,7 @@ BEGIN
       s_status text; s_applied boolean; s_was text; s_campaign text; s_batch integer; s_acc text;
       s_failures integer;                  -- the outcome's account's run of failures after it
       o_acc text; o_next bigint;           -- that account (found), and its next slot after the outcome
+      c_failures integer; c_next bigint;   -- the same, read with the write-ahead's account
       t_id bigint; t_campaign text; t_batch integer; t_status text; t_attempts integer; t_expires bigint; t_kind smallint;
       v_found boolean; v_usable boolean; v_next bigint;
       v_hour_key text; v_this_hour integer; v_day_key text; v_today integer;
@@ -123,11 +124,13 @@ BEGIN
             ac.state <> 'stopped' AND ac.connection <> 'close' AND NOT (ac.state = 'disabled' AND coalesce(ac.disabled_until > p_now, false)),
             CASE WHEN ac.id = s_acc THEN CASE coalesce(s ->> 'accountEffect', 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END END,
             CASE WHEN ac.id = s_acc THEN greatest(ac.next_send_at, (s ->> 'accountNextSendAt')::bigint) END
-          INTO v_found, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_usable, s_failures, o_next
+          INTO v_found, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_usable, c_failures, c_next
           FROM :DISPARO_SCHEMA.accounts ac WHERE ac.id = v_account FOR UPDATE;
         IF v_account = s_acc AND v_found THEN
           o_acc := v_account;
-          v_next := o_next;
+          s_failures := c_failures;
+          o_next := c_next;
+          v_next := c_next;
         END IF;
         -- The account's sends in flight (its `sending` rows, whoever wrote them ahead), counted by a
         -- statement that starts after the lock is held (its snapshot holds what the last holder
