@@ -66,7 +66,7 @@ async function snapshot(store: StateStore) {
   const accounts = (await store.listAccounts(ACCOUNTS)).sort((a, b) => (a.id < b.id ? -1 : 1))
     .map((a) => [a.id, a.consecutiveFailures, a.nextSendAt, a.hourKey, a.sentThisHour, a.dayKey, a.sentToday]);
   const counters = [];
-  for (const c of ['c1', 'c2']) counters.push((await store.getCampaign(c))!.counters, (await store.listBatches(c)).map((b) => [b.number, b.size, b.sent, b.failed, b.skipped]));
+  for (const c of ['c1', 'c2']) counters.push((await store.getCampaign(c))!.counters, (await store.listBatches(c)).map((b) => [b.batch, b.size, b.sent, b.failed, b.skipped, b.unknown]));
   return { rows, accounts, counters };
 }
 
