@@ -45,9 +45,14 @@ export interface Call<T> {
   method: string;
   input?: unknown;
   id?: string;
+  /**
+   * Run as a prepared statement where the client can (node-postgres): the hot path's calls, made
+   * once per message, whose text never changes and whose result is one value of a fixed type.
+   */
+  prepared?: boolean;
 }
 
-type Extra = Pick<Call<unknown>, 'input' | 'id'>;
+type Extra = Pick<Call<unknown>, 'input' | 'id' | 'prepared'>;
 const value = <T>(method: string, fn: string, args: Record<string, unknown>, decode: (v: unknown) => T, extra: Extra = {}): Call<T> => ({ method, fn, args, returns: 'value', decode, ...extra });
 const rows = <T>(method: string, fn: string, args: Record<string, unknown>, decode: (rows: Array<Record<string, unknown>>) => T, extra: Extra = {}): Call<T> => ({
   method,
@@ -128,7 +133,7 @@ export const calls = {
       (r) => r.map(toRecipient).sort((a, b) => a.seq - b.seq),
       { input },
     ),
-  checkpoint: (input: CheckpointInput): Call<CheckpointResult> => value('checkpoint', 'checkpoint', { ...checkpointArgs(input) }, (v) => checkpointResult(input, v), { input }),
+  checkpoint: (input: CheckpointInput): Call<CheckpointResult> => value('checkpoint', 'checkpoint', { ...checkpointArgs(input) }, (v) => checkpointResult(input, v), { input, prepared: true }),
   heartbeat: (owner: string, now: number, leaseMs: number): Call<number> => value('heartbeat', 'heartbeat', { p_owner: owner, p_now: ms(now), p_lease_ms: ms(leaseMs) }, num),
   release: (owner: string, recipientIds?: string[]): Call<number> => value('release', 'release', { p_owner: owner, p_recipient_ids: recipientIds ?? null }, num),
 

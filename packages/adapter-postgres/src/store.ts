@@ -79,7 +79,8 @@ export class PostgresStore extends CallStore {
     const list = names.map((k, i) => `${k} => $${i + 1}`).join(', ');
     const fn = `${this.s}.${quoteIdent(call.fn)}(${list})`;
     try {
-      const rows = await this.db.query(call.returns === 'value' ? `SELECT ${fn} AS value` : `SELECT * FROM ${fn}`, params);
+      const text = call.returns === 'value' ? `SELECT ${fn} AS value` : `SELECT * FROM ${fn}`;
+      const rows = call.prepared ? await this.db.queryPrepared(text, params) : await this.db.query(text, params);
       return call.decode(call.returns === 'value' ? rows[0]?.value : rows);
     } catch (error) {
       throw toStoreError(error, { method: call.method, schema: this.schema, input: call.input, ...(call.id !== undefined ? { id: call.id } : {}) });

@@ -5,7 +5,8 @@
 -- insert, with `to_status` null a delete.
 --
 -- A per-message checkpoint moves one or two rows of one batch: those are added up here without a
--- query; anything larger is added up set-based.
+-- query and written to the shard's rows by key; anything larger (or a shard's first rows of a batch)
+-- is added up and upserted set-based.
 CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA._count_moves(p_moves :DISPARO_SCHEMA.move[])
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -44,25 +45,34 @@ BEGIN
     IF v_delta = '{0,0,0,0,0,0,0,0,0}'::integer[] THEN
       RETURN;
     END IF;
-    INSERT INTO :DISPARO_SCHEMA.batch_counts AS k
-      (campaign_id, batch, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
-    VALUES (v_campaign, v_batch, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
-    ON CONFLICT (campaign_id, batch, shard) DO UPDATE SET
-      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
-      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
-      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
-      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
-      n_unknown = k.n_unknown + excluded.n_unknown;
-    INSERT INTO :DISPARO_SCHEMA.campaign_counts AS k
-      (campaign_id, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
-    VALUES (v_campaign, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
-    ON CONFLICT (campaign_id, shard) DO UPDATE SET
-      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
-      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
-      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
-      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
-      n_unknown = k.n_unknown + excluded.n_unknown;
-    RETURN;
+    -- The shard's rows exist but for a backend's first moves in a batch: an UPDATE by key is cheaper
+    -- than an upsert that finds its conflict. (A batch's shard row never exists without its campaign's:
+    -- both are written together, here and by the import, and deleted together.)
+    UPDATE :DISPARO_SCHEMA.batch_counts k SET
+      n_total = k.n_total + v_delta[1], n_pending = k.n_pending + v_delta[2], n_sending = k.n_sending + v_delta[3],
+      n_sent = k.n_sent + v_delta[4], n_delivered = k.n_delivered + v_delta[5], n_read = k.n_read + v_delta[6],
+      n_failed = k.n_failed + v_delta[7], n_skipped = k.n_skipped + v_delta[8], n_unknown = k.n_unknown + v_delta[9]
+    WHERE k.campaign_id = v_campaign AND k.batch = v_batch AND k.shard = v_shard;
+    IF FOUND THEN
+      UPDATE :DISPARO_SCHEMA.campaign_counts k SET
+        n_total = k.n_total + v_delta[1], n_pending = k.n_pending + v_delta[2], n_sending = k.n_sending + v_delta[3],
+        n_sent = k.n_sent + v_delta[4], n_delivered = k.n_delivered + v_delta[5], n_read = k.n_read + v_delta[6],
+        n_failed = k.n_failed + v_delta[7], n_skipped = k.n_skipped + v_delta[8], n_unknown = k.n_unknown + v_delta[9]
+      WHERE k.campaign_id = v_campaign AND k.shard = v_shard;
+      IF NOT FOUND THEN
+        INSERT INTO :DISPARO_SCHEMA.campaign_counts AS k
+          (campaign_id, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
+        VALUES (v_campaign, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
+        ON CONFLICT (campaign_id, shard) DO UPDATE SET
+          n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
+          n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
+          n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
+          n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
+          n_unknown = k.n_unknown + excluded.n_unknown;
+      END IF;
+      RETURN;
+    END IF;
+    -- The batch's shard row is new: both rows are upserted below (nothing was written yet).
   END IF;
 
   WITH d AS (

@@ -312,7 +312,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/_count_moves.sql
-SELECT pg_temp.disparo_function('_count_moves', '8d4d3932a3422cf45aea0f3e8c4284d0', $disparo_sql$
+SELECT pg_temp.disparo_function('_count_moves', 'c006979ae5ac9371132002e163f1975f', $disparo_sql$
 -- Add the counter deltas of `p_moves` (recipient status changes) to this backend's shards of
 -- `campaign_counts` and `batch_counts`, so that counters always equal the rows (I2). Every function
 -- that changes a status calls it once, last in its transaction, so its row locks (taken in key
@@ -320,7 +320,8 @@ SELECT pg_temp.disparo_function('_count_moves', '8d4d3932a3422cf45aea0f3e8c4284d
 -- insert, with `to_status` null a delete.
 --
 -- A per-message checkpoint moves one or two rows of one batch: those are added up here without a
--- query; anything larger is added up set-based.
+-- query and written to the shard's rows by key; anything larger (or a shard's first rows of a batch)
+-- is added up and upserted set-based.
 CREATE OR REPLACE FUNCTION "disparo"._count_moves(p_moves "disparo".move[])
 RETURNS void
 LANGUAGE plpgsql AS $$
@@ -359,25 +360,34 @@ BEGIN
     IF v_delta = '{0,0,0,0,0,0,0,0,0}'::integer[] THEN
       RETURN;
     END IF;
-    INSERT INTO "disparo".batch_counts AS k
-      (campaign_id, batch, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
-    VALUES (v_campaign, v_batch, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
-    ON CONFLICT (campaign_id, batch, shard) DO UPDATE SET
-      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
-      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
-      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
-      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
-      n_unknown = k.n_unknown + excluded.n_unknown;
-    INSERT INTO "disparo".campaign_counts AS k
-      (campaign_id, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
-    VALUES (v_campaign, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
-    ON CONFLICT (campaign_id, shard) DO UPDATE SET
-      n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
-      n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
-      n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
-      n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
-      n_unknown = k.n_unknown + excluded.n_unknown;
-    RETURN;
+    -- The shard's rows exist but for a backend's first moves in a batch: an UPDATE by key is cheaper
+    -- than an upsert that finds its conflict. (A batch's shard row never exists without its campaign's:
+    -- both are written together, here and by the import, and deleted together.)
+    UPDATE "disparo".batch_counts k SET
+      n_total = k.n_total + v_delta[1], n_pending = k.n_pending + v_delta[2], n_sending = k.n_sending + v_delta[3],
+      n_sent = k.n_sent + v_delta[4], n_delivered = k.n_delivered + v_delta[5], n_read = k.n_read + v_delta[6],
+      n_failed = k.n_failed + v_delta[7], n_skipped = k.n_skipped + v_delta[8], n_unknown = k.n_unknown + v_delta[9]
+    WHERE k.campaign_id = v_campaign AND k.batch = v_batch AND k.shard = v_shard;
+    IF FOUND THEN
+      UPDATE "disparo".campaign_counts k SET
+        n_total = k.n_total + v_delta[1], n_pending = k.n_pending + v_delta[2], n_sending = k.n_sending + v_delta[3],
+        n_sent = k.n_sent + v_delta[4], n_delivered = k.n_delivered + v_delta[5], n_read = k.n_read + v_delta[6],
+        n_failed = k.n_failed + v_delta[7], n_skipped = k.n_skipped + v_delta[8], n_unknown = k.n_unknown + v_delta[9]
+      WHERE k.campaign_id = v_campaign AND k.shard = v_shard;
+      IF NOT FOUND THEN
+        INSERT INTO "disparo".campaign_counts AS k
+          (campaign_id, shard, n_total, n_pending, n_sending, n_sent, n_delivered, n_read, n_failed, n_skipped, n_unknown)
+        VALUES (v_campaign, v_shard, v_delta[1], v_delta[2], v_delta[3], v_delta[4], v_delta[5], v_delta[6], v_delta[7], v_delta[8], v_delta[9])
+        ON CONFLICT (campaign_id, shard) DO UPDATE SET
+          n_total = k.n_total + excluded.n_total, n_pending = k.n_pending + excluded.n_pending,
+          n_sending = k.n_sending + excluded.n_sending, n_sent = k.n_sent + excluded.n_sent,
+          n_delivered = k.n_delivered + excluded.n_delivered, n_read = k.n_read + excluded.n_read,
+          n_failed = k.n_failed + excluded.n_failed, n_skipped = k.n_skipped + excluded.n_skipped,
+          n_unknown = k.n_unknown + excluded.n_unknown;
+      END IF;
+      RETURN;
+    END IF;
+    -- The batch's shard row is new: both rows are upserted below (nothing was written yet).
   END IF;
 
   WITH d AS (
@@ -742,7 +752,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', '49a708ec3e02ac17568ccb6b1e21ad65', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', 'd2ee1e90071099ef5f4f22e164faf26d', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
 -- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`. A single
@@ -777,11 +787,12 @@ SELECT pg_temp.disparo_function('checkpoint', '49a708ec3e02ac17568ccb6b1e21ad65'
 --
 -- Cost: a group's inputs are parsed once into arrays, and every step is one set-based statement,
 -- whatever the group's size. A single send (at most one outcome and one item: W = 1, one checkpoint
--- per message) takes the same steps as scalar statements by key instead: measured, a set-based
+-- per message) has a path of its own, first below: scalar statements by key (measured, a set-based
 -- statement's plan costs more to start than a key lookup costs to run, and a per-message checkpoint
--- is a dozen of them (0.9 ms against 0.3 ms in all). Both paths share the account's arithmetic below,
--- and the conformance suite runs each (single sends and groups). The account row is written once per
--- call, with the outcomes' effects and the reservation together.
+-- is a dozen of them: 0.9 ms against 0.3 ms in all), as few of them and as few PL/pgSQL expressions as
+-- the rules allow, since each is prepared again in every transaction. The two paths apply the same
+-- rules, and the conformance suite runs each (single sends and groups). The account row is written
+-- once per call, with the outcomes' effects and the reservation together.
 CREATE OR REPLACE FUNCTION "disparo".checkpoint(p_owner text, p_now bigint, p_lease_ms bigint,
   p_outcomes jsonb DEFAULT NULL, p_write_ahead jsonb DEFAULT NULL)
 RETURNS jsonb
@@ -794,131 +805,264 @@ SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
   v_no integer := coalesce(jsonb_array_length(p_outcomes), 0);
   v_n integer := coalesce(jsonb_array_length(p_write_ahead -> 'items'), 0);
-  v_single boolean := v_no <= 1 AND v_n <= 1;
-  v_moves "disparo".move[] := '{}';
-  v_round "disparo".move[];
-  v_bad boolean;
-  -- a single send's outcome and item
-  s jsonb := p_outcomes -> 0;
-  s_id bigint; s_campaign text; s_status text; s_account text; s_effect text;
-  s_was text; s_batch integer; s_row_account text; s_acc text; s_cf0 integer; s_next0 bigint;
-  t jsonb := p_write_ahead -> 'items' -> 0;
-  t_id bigint; t_status text; t_attempts integer; t_expires bigint; t_kind smallint;
-  -- a group's outcomes, parsed (position i = array index)
-  o_id bigint[]; o_campaign text[]; o_status text[]; o_keep boolean[]; o_attempts integer[]; o_at bigint[];
-  o_account text[]; o_pid text[]; o_error text[]; o_has_error boolean[]; o_skip text[]; o_effect text[]; o_next bigint[];
-  v_twice boolean := false;      -- a recipient has two outcomes: apply them one at a time
-  v_one integer;
-  a_i integer[] := '{}'; a_acc text[] := '{}'; a_effect text[] := '{}'; a_next bigint[] := '{}';   -- applied, in order
-  r_i integer[]; r_acc text[]; r_effect text[]; r_next bigint[];
-  -- per outcome: applied, and the account's run of failures after it
-  v_applied boolean[];
-  v_failures integer[];
-  -- the accounts the outcomes moved: final run of failures and next slot
-  u_acc text[] := '{}'; u_cf integer[] := '{}'; u_next bigint[] := '{}';
-  v_locked boolean := false;     -- the write-ahead's account is locked
-  v_pos integer;
-  -- write-ahead
-  v_account text := p_write_ahead ->> 'accountId';
-  w_id bigint[]; w_campaign text[]; w_text text[]; w_attempt integer[]; w_pid text[]; w_gap bigint[]; w_lead bigint[];
-  v_max integer := coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1);
-  v_ahead bigint := coalesce((p_write_ahead ->> 'aheadMs')::bigint, 0);
-  v_hk text := p_write_ahead -> 'hourly' ->> 'key';
-  v_hl integer := (p_write_ahead -> 'hourly' ->> 'limit')::integer;
-  v_hx bigint := (p_write_ahead -> 'hourly' ->> 'endsAt')::bigint;
-  v_dk text := p_write_ahead -> 'daily' ->> 'key';
-  v_dl integer := (p_write_ahead -> 'daily' ->> 'limit')::integer;
-  v_dx bigint := (p_write_ahead -> 'daily' ->> 'endsAt')::bigint;
-  v_found boolean;
-  v_usable boolean;
-  v_state text; v_connection text; v_disabled_until bigint; v_cf integer; v_next bigint;
-  v_hour_key text; v_this_hour integer; v_day_key text; v_today integer; v_in_flight integer;
-  v_h0 integer; v_d0 integer;    -- sends counted in the request's hour and day so far
-  v_k bigint;                    -- how many leased items can be granted (see above)
-  v_reason text;                 -- the refusal of the leased items past v_k
-  v_retry bigint;
-  v_base bigint;                 -- the first slot's start
-  v_taken integer := 0;
-  v_span bigint := 0;            -- leads and gaps of the granted items
-  v_fresh boolean[];
-  g_granted boolean[]; g_at bigint[]; g_reason text[];
 BEGIN
-  -- Locks: the rows this call may change, in key order, then the accounts, in key order. Every
-  -- function locks recipients before accounts, so two calls never wait on each other in a cycle.
+  -- ---- a single send: at most one outcome and one item ----
+  -- The same rules as the group's path below, as scalar statements by key: measured, a set-based
+  -- statement's plan costs more to start than a key lookup costs to run. And every PL/pgSQL
+  -- expression is prepared anew in each transaction (a checkpoint is one), so this path keeps them
+  -- few: the arithmetic of the reservation is done by the statements that read what it needs.
+  IF v_no <= 1 AND v_n <= 1 THEN
+    DECLARE
+      s jsonb := p_outcomes -> 0;
+      t jsonb := p_write_ahead -> 'items' -> 0;
+      v_account text := p_write_ahead ->> 'accountId';
+      s_status text; s_applied boolean; s_was text; s_campaign text; s_batch integer; s_acc text;
+      s_failures integer;                  -- the outcome's account's run of failures after it
+      o_acc text; o_next bigint;           -- that account (found), and its next slot after the outcome
+      c_failures integer; c_next bigint;   -- the same, read with the write-ahead's account
+      t_id bigint; t_campaign text; t_batch integer; t_status text; t_attempts integer; t_expires bigint; t_kind smallint;
+      v_found boolean; v_usable boolean; v_next bigint;
+      v_hour_key text; v_this_hour integer; v_day_key text; v_today integer;
+      v_reason text; v_retry bigint; v_granted boolean; v_at bigint; v_span bigint;
+    BEGIN
+      IF s IS NOT NULL THEN
+        s_status := s ->> 'status';
+        IF s_status IS NULL OR s_status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending') THEN
+          RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
+        END IF;
+        IF t IS NOT NULL THEN
+          t_id := "disparo"._row_id(t ->> 'recipientId');
+          IF t_id < "disparo"._row_id(s ->> 'recipientId') THEN
+            PERFORM 1 FROM "disparo".recipients rc WHERE rc.id = t_id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
+          END IF;
+        END IF;
+        -- outcomeApplies: the row open and leased by p_owner. One statement locks it (the subquery: the
+        -- row as it is once locked), writes the outcome, and returns what the row held before.
+        UPDATE "disparo".recipients rc SET
+          attempts = (s ->> 'attempts')::integer,
+          updated_at = p_now,
+          -- Absent or null keeps what the row knows (the write-ahead set the account).
+          account_id = CASE WHEN s ->> 'accountId' <> '' THEN s ->> 'accountId' ELSE rc.account_id END,
+          provider_message_id = CASE WHEN s ->> 'providerMessageId' <> '' THEN s ->> 'providerMessageId' ELSE rc.provider_message_id END,
+          last_error = CASE WHEN s ? 'error' THEN s ->> 'error' ELSE rc.last_error END,
+          -- A retry by the same owner follows (often in this very call): keep the row, renewed like a heartbeat.
+          lease_owner = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_owner END,
+          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms END,
+          status = s_status,
+          skip_reason = CASE WHEN s_status = 'pending' THEN rc.skip_reason WHEN s_status = 'skipped' THEN s ->> 'skipReason' END,
+          sent_at = CASE WHEN s_status = 'sent' THEN (s ->> 'at')::bigint ELSE rc.sent_at END,
+          processed_at = CASE WHEN s_status = 'pending' THEN rc.processed_at ELSE (s ->> 'at')::bigint END
+        FROM (SELECT r.id, r.status, r.account_id FROM "disparo".recipients r
+              WHERE r.id = "disparo"._row_id(s ->> 'recipientId') AND r.campaign_id = s ->> 'campaignId'
+                AND r.lease_owner = p_owner AND r.status IN ('pending', 'sending') FOR UPDATE) x
+        WHERE rc.id = x.id
+        RETURNING true, x.status, rc.campaign_id, rc.batch,
+          CASE WHEN s ->> 'accountId' IS NULL THEN x.account_id ELSE nullif(s ->> 'accountId', '') END
+        INTO s_applied, s_was, s_campaign, s_batch, s_acc;
+        -- The outcome's account, unless it is the write-ahead's (read with it below): locked (both, in
+        -- key order, when they differ), failuresAfter, and the next slot to accountNextSendAt, never earlier.
+        IF s_acc IS NOT NULL AND (t IS NULL OR v_account IS DISTINCT FROM s_acc) THEN
+          IF t IS NOT NULL AND v_account IS NOT NULL THEN
+            PERFORM 1 FROM "disparo".accounts ac WHERE ac.id IN (s_acc, v_account) ORDER BY ac.id FOR UPDATE;
+          END IF;
+          SELECT ac.id, CASE coalesce(s ->> 'accountEffect', 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END,
+              greatest(ac.next_send_at, (s ->> 'accountNextSendAt')::bigint)
+            INTO o_acc, s_failures, o_next FROM "disparo".accounts ac WHERE ac.id = s_acc FOR UPDATE;
+        END IF;
+      END IF;
 
-  -- ---- outcomes ----
-  IF v_single AND v_no = 1 THEN
-    s_id := "disparo"._row_id(s ->> 'recipientId');
-    s_campaign := s ->> 'campaignId';
-    s_status := s ->> 'status';
-    s_account := s ->> 'accountId';
-    s_effect := coalesce(s ->> 'accountEffect', 'none');
-    IF s_status IS NULL OR s_status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending') THEN
-      RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
-    END IF;
-    IF v_n = 1 THEN
-      t_id := "disparo"._row_id(t ->> 'recipientId');
-      IF t_id < s_id THEN
-        PERFORM 1 FROM "disparo".recipients rc WHERE rc.id = t_id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
-      END IF;
-    END IF;
-    SELECT rc.status, rc.batch, rc.account_id INTO s_was, s_batch, s_row_account FROM "disparo".recipients rc
-      WHERE rc.id = s_id AND rc.campaign_id = s_campaign AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
-    IF NOT FOUND THEN
-      v_applied := '{false}';
-      v_failures := '{NULL}';
-    ELSE
-      UPDATE "disparo".recipients rc SET
-        attempts = (s ->> 'attempts')::integer,
-        updated_at = p_now,
-        -- Absent or null keeps what the row knows (the write-ahead set the account).
-        account_id = CASE WHEN s_account <> '' THEN s_account ELSE rc.account_id END,
-        provider_message_id = CASE WHEN s ->> 'providerMessageId' <> '' THEN s ->> 'providerMessageId' ELSE rc.provider_message_id END,
-        last_error = CASE WHEN s ? 'error' THEN s ->> 'error' ELSE rc.last_error END,
-        -- A retry by the same owner follows (often in this very call): keep the row, renewed like a heartbeat.
-        lease_owner = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_owner END,
-        lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms END,
-        status = s_status,
-        skip_reason = CASE WHEN s_status = 'pending' THEN rc.skip_reason WHEN s_status = 'skipped' THEN s ->> 'skipReason' END,
-        sent_at = CASE WHEN s_status = 'sent' THEN (s ->> 'at')::bigint ELSE rc.sent_at END,
-        processed_at = CASE WHEN s_status = 'pending' THEN rc.processed_at ELSE (s ->> 'at')::bigint END
-      WHERE rc.id = s_id;
-      v_moves := ARRAY[CAST(ROW(s_campaign, s_batch, s_was, s_status) AS "disparo".move)];
-      v_applied := '{true}';
-      v_failures := '{NULL}';
-      s_acc := CASE WHEN s_account IS NULL THEN s_row_account ELSE nullif(s_account, '') END;
-      IF s_acc IS NOT NULL THEN
-        IF v_account IS NOT NULL AND v_account <> s_acc THEN
-          PERFORM 1 FROM "disparo".accounts ac WHERE ac.id IN (s_acc, v_account) ORDER BY ac.id FOR UPDATE;
+      IF t IS NOT NULL THEN
+        -- The account, locked (with the outcome's effects when the outcome moved it: the values the
+        -- reservation starts from), and whether it is usable (ACCOUNT_USABILITY_RULES: stopped,
+        -- disconnected, or disabled and still cooling down).
+        SELECT true, ac.next_send_at, ac.hour_key, ac.sent_this_hour, ac.day_key, ac.sent_today,
+            ac.state <> 'stopped' AND ac.connection <> 'close' AND NOT (ac.state = 'disabled' AND coalesce(ac.disabled_until > p_now, false)),
+            CASE WHEN ac.id = s_acc THEN CASE coalesce(s ->> 'accountEffect', 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END END,
+            CASE WHEN ac.id = s_acc THEN greatest(ac.next_send_at, (s ->> 'accountNextSendAt')::bigint) END
+          INTO v_found, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_usable, c_failures, c_next
+          FROM "disparo".accounts ac WHERE ac.id = v_account FOR UPDATE;
+        IF v_account = s_acc AND v_found THEN
+          o_acc := v_account;
+          s_failures := c_failures;
+          o_next := c_next;
+          v_next := c_next;
         END IF;
-        SELECT ac.consecutive_failures, ac.next_send_at INTO s_cf0, s_next0 FROM "disparo".accounts ac WHERE ac.id = s_acc FOR UPDATE;
-        v_locked := true;
-        IF FOUND THEN
-          -- failuresAfter; the next slot to accountNextSendAt, never earlier.
-          v_failures := ARRAY[CASE s_effect WHEN 'success' THEN 0 WHEN 'failure' THEN s_cf0 + 1 ELSE s_cf0 END];
-          u_acc := ARRAY[s_acc];
-          u_cf := v_failures;
-          u_next := ARRAY[greatest(s_next0, (s ->> 'accountNextSendAt')::bigint)];
+        -- The account's sends in flight (its `sending` rows, whoever wrote them ahead), counted by a
+        -- statement that starts after the lock is held (its snapshot holds what the last holder
+        -- committed), and the refusal, if any: the first check of SLOT_CHECKS that fails for one more
+        -- send (a cap counts from 0 under a new key, so it refuses only under the account's key).
+        SELECT CASE
+              WHEN NOT coalesce(v_usable, false) THEN 'account_unavailable'
+              WHEN w.dk IS NOT NULL AND v_day_key = w.dk AND greatest(0, w.dl - v_today) = 0 THEN 'daily_cap'
+              WHEN w.hk IS NOT NULL AND v_hour_key = w.hk AND greatest(0, w.hl - v_this_hour) = 0 THEN 'hourly_cap'
+              WHEN greatest(0, w.max - f.n) = 0 THEN 'in_flight'
+              WHEN v_next > p_now + w.ahead THEN 'pacing'
+            END,
+            CASE
+              WHEN NOT coalesce(v_usable, false) THEN p_now
+              WHEN w.dk IS NOT NULL AND v_day_key = w.dk AND greatest(0, w.dl - v_today) = 0 THEN w.dx
+              WHEN w.hk IS NOT NULL AND v_hour_key = w.hk AND greatest(0, w.hl - v_this_hour) = 0 THEN w.hx
+              WHEN greatest(0, w.max - f.n) = 0 THEN p_now
+              WHEN v_next > p_now + w.ahead THEN v_next - w.ahead
+            END
+          INTO v_reason, v_retry
+          FROM (SELECT count(*)::integer AS n FROM "disparo".recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending') f,
+            (SELECT coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1) AS max, coalesce((p_write_ahead ->> 'aheadMs')::bigint, 0) AS ahead,
+                p_write_ahead -> 'daily' ->> 'key' AS dk, (p_write_ahead -> 'daily' ->> 'limit')::integer AS dl, (p_write_ahead -> 'daily' ->> 'endsAt')::bigint AS dx,
+                p_write_ahead -> 'hourly' ->> 'key' AS hk, (p_write_ahead -> 'hourly' ->> 'limit')::integer AS hl, (p_write_ahead -> 'hourly' ->> 'endsAt')::bigint AS hx) w;
+        t_id := coalesce(t_id, "disparo"._row_id(t ->> 'recipientId'));
+        IF v_reason IS NULL THEN
+          -- Granted, when the row is leased to us and pending: written ahead at once.
+          UPDATE "disparo".recipients rc SET
+            status = 'sending',
+            text = t ->> 'text',
+            account_id = v_account,
+            attempts = (t ->> 'attempt')::integer,
+            provider_message_id = CASE WHEN t ->> 'providerMessageId' <> '' THEN t ->> 'providerMessageId' ELSE rc.provider_message_id END,
+            lease_owner = p_owner,
+            lease_expires_at = p_now + p_lease_ms,
+            updated_at = p_now
+          WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status = 'pending'
+          RETURNING rc.campaign_id, rc.batch INTO t_campaign, t_batch;
+        END IF;
+        IF t_batch IS NULL THEN
+          -- Otherwise the item against its row: a repeat of our live write-ahead of this very attempt
+          -- (granted again, without a slot), lost (anyone else's, gone, or past this attempt), or
+          -- leased and refused.
+          SELECT rc.status, rc.attempts, rc.lease_expires_at INTO t_status, t_attempts, t_expires FROM "disparo".recipients rc
+            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
+          t_kind := CASE WHEN t_status = 'pending' THEN 1
+                         WHEN t_status = 'sending' AND t_attempts = (t ->> 'attempt')::integer AND t_expires > p_now THEN 2
+                         ELSE 0 END;
+          IF t_kind = 2 AND v_found THEN
+            v_granted := true; v_at := p_now;
+          ELSIF t_kind = 0 THEN
+            v_granted := false; v_at := p_now; v_reason := 'lease_lost';
+          ELSIF v_reason IS NOT NULL THEN
+            v_granted := false; v_at := v_retry;
+          ELSE
+            -- (Leased and pending now, though not a moment ago.)
+            UPDATE "disparo".recipients rc SET
+              status = 'sending',
+              text = t ->> 'text',
+              account_id = v_account,
+              attempts = (t ->> 'attempt')::integer,
+              provider_message_id = CASE WHEN t ->> 'providerMessageId' <> '' THEN t ->> 'providerMessageId' ELSE rc.provider_message_id END,
+              lease_owner = p_owner,
+              lease_expires_at = p_now + p_lease_ms,
+              updated_at = p_now
+            WHERE rc.id = t_id
+            RETURNING rc.campaign_id, rc.batch INTO t_campaign, t_batch;
+          END IF;
+        END IF;
+        IF t_batch IS NOT NULL THEN
+          -- The slot: from max(now, next slot), after the item's lead; the next slot after its gap.
+          v_granted := true;
+          v_at := greatest(p_now, v_next) + coalesce((t ->> 'leadMs')::bigint, 0);
+          v_next := v_at + coalesce((t ->> 'gapMs')::bigint, 0);
+          SELECT coalesce(w.hk, v_hour_key), CASE WHEN w.hk IS NULL THEN v_this_hour WHEN v_hour_key = w.hk THEN v_this_hour + 1 ELSE 1 END,
+              coalesce(w.dk, v_day_key), CASE WHEN w.dk IS NULL THEN v_today WHEN v_day_key = w.dk THEN v_today + 1 ELSE 1 END
+            INTO v_hour_key, v_this_hour, v_day_key, v_today
+            FROM (SELECT p_write_ahead -> 'hourly' ->> 'key' AS hk, p_write_ahead -> 'daily' ->> 'key' AS dk) w;
         END IF;
       END IF;
-    END IF;
-  ELSIF v_no > 0 THEN
-    SELECT array_agg("disparo"._row_id(e ->> 'recipientId') ORDER BY i), array_agg(e ->> 'campaignId' ORDER BY i),
-        array_agg(e ->> 'status' ORDER BY i), array_agg(coalesce((e ->> 'keepLease')::boolean, false) ORDER BY i),
-        array_agg((e ->> 'attempts')::integer ORDER BY i), array_agg((e ->> 'at')::bigint ORDER BY i),
-        array_agg(e ->> 'accountId' ORDER BY i), array_agg(e ->> 'providerMessageId' ORDER BY i),
-        array_agg(e ->> 'error' ORDER BY i), array_agg(e ? 'error' ORDER BY i), array_agg(e ->> 'skipReason' ORDER BY i),
-        array_agg(coalesce(e ->> 'accountEffect', 'none') ORDER BY i), array_agg((e ->> 'accountNextSendAt')::bigint ORDER BY i),
-        coalesce(bool_or(e ->> 'status' IS NULL OR e ->> 'status' NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')), false),
-        count(DISTINCT "disparo"._row_id(e ->> 'recipientId')) < count("disparo"._row_id(e ->> 'recipientId'))
-      INTO o_id, o_campaign, o_status, o_keep, o_attempts, o_at, o_account, o_pid, o_error, o_has_error, o_skip, o_effect, o_next, v_bad, v_twice
-      FROM jsonb_array_elements(p_outcomes) WITH ORDINALITY AS x(e, i);
-    IF v_bad THEN
-      RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
-    END IF;
+
+      -- The accounts moved, each once: the outcome's (its run of failures and next slot) and the
+      -- write-ahead's after a grant (its next slot and caps); one row when they are the same.
+      IF o_acc IS NOT NULL THEN
+        UPDATE "disparo".accounts ac SET consecutive_failures = s_failures,
+            next_send_at = CASE WHEN t_batch IS NOT NULL AND o_acc = v_account THEN v_next ELSE o_next END,
+            hour_key = CASE WHEN t_batch IS NOT NULL AND o_acc = v_account THEN v_hour_key ELSE ac.hour_key END,
+            sent_this_hour = CASE WHEN t_batch IS NOT NULL AND o_acc = v_account THEN v_this_hour ELSE ac.sent_this_hour END,
+            day_key = CASE WHEN t_batch IS NOT NULL AND o_acc = v_account THEN v_day_key ELSE ac.day_key END,
+            sent_today = CASE WHEN t_batch IS NOT NULL AND o_acc = v_account THEN v_today ELSE ac.sent_today END,
+            updated_at = p_now
+          WHERE ac.id = o_acc AND (ac.consecutive_failures <> s_failures OR ac.next_send_at <> o_next OR (t_batch IS NOT NULL AND o_acc = v_account));
+      END IF;
+      IF t_batch IS NOT NULL AND o_acc IS DISTINCT FROM v_account THEN
+        UPDATE "disparo".accounts ac SET next_send_at = v_next, hour_key = v_hour_key, sent_this_hour = v_this_hour,
+            day_key = v_day_key, sent_today = v_today, updated_at = p_now
+          WHERE ac.id = v_account;
+      END IF;
+
+      IF s_applied OR t_batch IS NOT NULL THEN
+        PERFORM "disparo"._count_moves(
+          CASE WHEN s_applied THEN ARRAY[CAST(ROW(s_campaign, s_batch, s_was, s_status) AS "disparo".move)] ELSE '{}' END
+          || CASE WHEN t_batch IS NOT NULL THEN ARRAY[CAST(ROW(t_campaign, t_batch, 'pending', 'sending') AS "disparo".move)] ELSE '{}' END);
+      END IF;
+      RETURN jsonb_build_object(
+        'applied', CASE WHEN s IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(coalesce(s_applied, false)) END,
+        'failures', CASE WHEN s IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(s_failures) END,
+        'granted', CASE WHEN t IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(v_granted) END,
+        'at', CASE WHEN t IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(v_at) END,
+        'reason', CASE WHEN t IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(CASE WHEN NOT v_granted THEN v_reason END) END);
+    END;
   END IF;
 
-  IF NOT v_single THEN
+  -- ---- a group ----
+  DECLARE
+    v_moves "disparo".move[] := '{}';
+    v_round "disparo".move[];
+    v_bad boolean;
+    -- a group's outcomes, parsed (position i = array index)
+    o_id bigint[]; o_campaign text[]; o_status text[]; o_keep boolean[]; o_attempts integer[]; o_at bigint[];
+    o_account text[]; o_pid text[]; o_error text[]; o_has_error boolean[]; o_skip text[]; o_effect text[]; o_next bigint[];
+    v_twice boolean := false;      -- a recipient has two outcomes: apply them one at a time
+    v_one integer;
+    a_i integer[] := '{}'; a_acc text[] := '{}'; a_effect text[] := '{}'; a_next bigint[] := '{}';   -- applied, in order
+    r_i integer[]; r_acc text[]; r_effect text[]; r_next bigint[];
+    -- per outcome: applied, and the account's run of failures after it
+    v_applied boolean[];
+    v_failures integer[];
+    -- the accounts the outcomes moved: final run of failures and next slot
+    u_acc text[] := '{}'; u_cf integer[] := '{}'; u_next bigint[] := '{}';
+    v_locked boolean := false;     -- the write-ahead's account is locked
+    v_pos integer;
+    -- write-ahead
+    v_account text := p_write_ahead ->> 'accountId';
+    w_id bigint[]; w_campaign text[]; w_text text[]; w_attempt integer[]; w_pid text[]; w_gap bigint[]; w_lead bigint[];
+    v_max integer := coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1);
+    v_ahead bigint := coalesce((p_write_ahead ->> 'aheadMs')::bigint, 0);
+    v_hk text := p_write_ahead -> 'hourly' ->> 'key';
+    v_hl integer := (p_write_ahead -> 'hourly' ->> 'limit')::integer;
+    v_hx bigint := (p_write_ahead -> 'hourly' ->> 'endsAt')::bigint;
+    v_dk text := p_write_ahead -> 'daily' ->> 'key';
+    v_dl integer := (p_write_ahead -> 'daily' ->> 'limit')::integer;
+    v_dx bigint := (p_write_ahead -> 'daily' ->> 'endsAt')::bigint;
+    v_found boolean;
+    v_usable boolean;
+    v_state text; v_connection text; v_disabled_until bigint; v_cf integer; v_next bigint;
+    v_hour_key text; v_this_hour integer; v_day_key text; v_today integer; v_in_flight integer;
+    v_h0 integer; v_d0 integer;    -- sends counted in the request's hour and day so far
+    v_k bigint;                    -- how many leased items can be granted (see above)
+    v_reason text;                 -- the refusal of the leased items past v_k
+    v_retry bigint;
+    v_base bigint;                 -- the first slot's start
+    v_taken integer := 0;
+    v_span bigint := 0;            -- leads and gaps of the granted items
+    v_fresh boolean[];
+    g_granted boolean[]; g_at bigint[]; g_reason text[];
+  BEGIN
+    -- Locks: the rows this call may change, in key order, then the accounts, in key order. Every
+    -- function locks recipients before accounts, so two calls never wait on each other in a cycle.
+
+    -- ---- outcomes ----
+    IF v_no > 0 THEN
+      SELECT array_agg("disparo"._row_id(e ->> 'recipientId') ORDER BY i), array_agg(e ->> 'campaignId' ORDER BY i),
+          array_agg(e ->> 'status' ORDER BY i), array_agg(coalesce((e ->> 'keepLease')::boolean, false) ORDER BY i),
+          array_agg((e ->> 'attempts')::integer ORDER BY i), array_agg((e ->> 'at')::bigint ORDER BY i),
+          array_agg(e ->> 'accountId' ORDER BY i), array_agg(e ->> 'providerMessageId' ORDER BY i),
+          array_agg(e ->> 'error' ORDER BY i), array_agg(e ? 'error' ORDER BY i), array_agg(e ->> 'skipReason' ORDER BY i),
+          array_agg(coalesce(e ->> 'accountEffect', 'none') ORDER BY i), array_agg((e ->> 'accountNextSendAt')::bigint ORDER BY i),
+          coalesce(bool_or(e ->> 'status' IS NULL OR e ->> 'status' NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')), false),
+          count(DISTINCT "disparo"._row_id(e ->> 'recipientId')) < count("disparo"._row_id(e ->> 'recipientId'))
+        INTO o_id, o_campaign, o_status, o_keep, o_attempts, o_at, o_account, o_pid, o_error, o_has_error, o_skip, o_effect, o_next, v_bad, v_twice
+        FROM jsonb_array_elements(p_outcomes) WITH ORDINALITY AS x(e, i);
+      IF v_bad THEN
+        RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
+      END IF;
+    END IF;
+
     IF v_n > 0 THEN
       SELECT array_agg("disparo"._row_id(e ->> 'recipientId') ORDER BY i), array_agg(e ->> 'campaignId' ORDER BY i),
           array_agg(e ->> 'text' ORDER BY i), array_agg((e ->> 'attempt')::integer ORDER BY i), array_agg(e ->> 'providerMessageId' ORDER BY i),
@@ -1003,86 +1147,51 @@ BEGIN
       v_applied := array_fill(false, ARRAY[v_no]);
       v_failures := array_fill(NULL::integer, ARRAY[v_no]);
     END IF;
-  END IF;
 
-  -- ---- the write-ahead ----
-  IF v_n > 0 THEN
-    -- The account (locked above when an outcome moved it, here otherwise) and its sends in flight:
-    -- every `sending` row of the account, whoever wrote it ahead, counted under its lock by a
-    -- statement that starts after the lock is held (its snapshot holds what the last holder committed).
-    IF NOT v_locked THEN
-      PERFORM 1 FROM "disparo".accounts ac WHERE ac.id = v_account FOR UPDATE;
-    END IF;
-    SELECT true, ac.state, ac.connection, ac.disabled_until, ac.consecutive_failures, ac.next_send_at, ac.hour_key, ac.sent_this_hour,
-        ac.day_key, ac.sent_today,
-        (SELECT count(*)::integer FROM "disparo".recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending')
-      INTO v_found, v_state, v_connection, v_disabled_until, v_cf, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_in_flight
-      FROM "disparo".accounts ac WHERE ac.id = v_account;
-    v_found := coalesce(v_found, false);
-    v_pos := array_position(u_acc, v_account);
-    IF v_pos IS NOT NULL THEN
-      v_cf := u_cf[v_pos];
-      v_next := u_next[v_pos];
-    END IF;
-    -- ACCOUNT_USABILITY_RULES: stopped, disconnected, or disabled and still cooling down.
-    v_usable := v_found AND v_state <> 'stopped' AND v_connection <> 'close' AND NOT (v_state = 'disabled' AND coalesce(v_disabled_until > p_now, false));
-
-    -- v_k: the first number of grants j at which a check fails, and that check (SLOT_CHECKS order).
-    -- A cap counts from 0 under a new key, and is checked at j = 0 only under the account's key.
-    v_d0 := CASE WHEN v_day_key = v_dk THEN v_today ELSE 0 END;
-    v_h0 := CASE WHEN v_hour_key = v_hk THEN v_this_hour ELSE 0 END;
-    IF v_dk IS NOT NULL THEN
-      v_k := CASE WHEN v_day_key = v_dk THEN greatest(0, v_dl - v_d0) ELSE greatest(1, v_dl) END;
-      v_reason := 'daily_cap'; v_retry := v_dx;
-    END IF;
-    IF v_hk IS NOT NULL AND (v_k IS NULL OR (CASE WHEN v_hour_key = v_hk THEN greatest(0, v_hl - v_h0) ELSE greatest(1, v_hl) END) < v_k) THEN
-      v_k := CASE WHEN v_hour_key = v_hk THEN greatest(0, v_hl - v_h0) ELSE greatest(1, v_hl) END;
-      v_reason := 'hourly_cap'; v_retry := v_hx;
-    END IF;
-    IF v_k IS NULL OR greatest(0, v_max - v_in_flight) < v_k THEN
-      v_k := greatest(0, v_max - v_in_flight);
-      v_reason := 'in_flight'; v_retry := p_now;
-    END IF;
-    IF v_k > 0 AND v_next > p_now + v_ahead THEN
-      v_k := 0;
-      v_reason := 'pacing'; v_retry := v_next - v_ahead;
-    END IF;
-    v_base := greatest(p_now, v_next);
-
-    IF v_single THEN
-      -- The item against its row: leased (pending, ours), a repeat of our live write-ahead of this very
-      -- attempt, or lost (anyone else's, gone, or past this attempt).
-      t_id := "disparo"._row_id(t ->> 'recipientId');
-      SELECT rc.status, rc.attempts, rc.lease_expires_at INTO t_status, t_attempts, t_expires FROM "disparo".recipients rc
-        WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
-      t_kind := CASE WHEN t_status = 'pending' THEN 1
-                     WHEN t_status = 'sending' AND t_attempts = (t ->> 'attempt')::integer AND t_expires > p_now THEN 2
-                     ELSE 0 END;
-      IF t_kind = 2 AND v_found THEN
-        g_granted := '{true}'; g_at := ARRAY[p_now]; g_reason := '{NULL}';
-      ELSIF t_kind = 0 THEN
-        g_granted := '{false}'; g_at := ARRAY[p_now]; g_reason := '{lease_lost}';
-      ELSIF NOT v_usable THEN
-        g_granted := '{false}'; g_at := ARRAY[p_now]; g_reason := '{account_unavailable}';
-      ELSIF v_k <= 0 THEN
-        g_granted := '{false}'; g_at := ARRAY[v_retry]; g_reason := ARRAY[v_reason];
-      ELSE
-        v_taken := 1;
-        v_span := coalesce((t ->> 'leadMs')::bigint, 0) + coalesce((t ->> 'gapMs')::bigint, 0);
-        g_granted := '{true}'; g_at := ARRAY[v_base + coalesce((t ->> 'leadMs')::bigint, 0)]; g_reason := '{NULL}';
-        UPDATE "disparo".recipients rc SET
-          status = 'sending',
-          text = t ->> 'text',
-          account_id = v_account,
-          attempts = (t ->> 'attempt')::integer,
-          provider_message_id = CASE WHEN t ->> 'providerMessageId' <> '' THEN t ->> 'providerMessageId' ELSE rc.provider_message_id END,
-          lease_owner = p_owner,
-          lease_expires_at = p_now + p_lease_ms,
-          updated_at = p_now
-        WHERE rc.id = t_id
-        RETURNING v_moves || CAST(ROW(rc.campaign_id, rc.batch, 'pending', 'sending') AS "disparo".move) INTO v_moves;
+    -- ---- the write-ahead ----
+    IF v_n > 0 THEN
+      -- The account (locked above when an outcome moved it, here otherwise) and its sends in flight:
+      -- every `sending` row of the account, whoever wrote it ahead, counted under its lock by a
+      -- statement that starts after the lock is held (its snapshot holds what the last holder committed).
+      IF NOT v_locked THEN
+        PERFORM 1 FROM "disparo".accounts ac WHERE ac.id = v_account FOR UPDATE;
       END IF;
-    ELSE
+      SELECT true, ac.state, ac.connection, ac.disabled_until, ac.consecutive_failures, ac.next_send_at, ac.hour_key, ac.sent_this_hour,
+          ac.day_key, ac.sent_today,
+          (SELECT count(*)::integer FROM "disparo".recipients rc WHERE rc.account_id = v_account AND rc.status = 'sending')
+        INTO v_found, v_state, v_connection, v_disabled_until, v_cf, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_in_flight
+        FROM "disparo".accounts ac WHERE ac.id = v_account;
+      v_found := coalesce(v_found, false);
+      v_pos := array_position(u_acc, v_account);
+      IF v_pos IS NOT NULL THEN
+        v_cf := u_cf[v_pos];
+        v_next := u_next[v_pos];
+      END IF;
+      -- ACCOUNT_USABILITY_RULES: stopped, disconnected, or disabled and still cooling down.
+      v_usable := v_found AND v_state <> 'stopped' AND v_connection <> 'close' AND NOT (v_state = 'disabled' AND coalesce(v_disabled_until > p_now, false));
+
+      -- v_k: the first number of grants j at which a check fails, and that check (SLOT_CHECKS order).
+      -- A cap counts from 0 under a new key, and is checked at j = 0 only under the account's key.
+      v_d0 := CASE WHEN v_day_key = v_dk THEN v_today ELSE 0 END;
+      v_h0 := CASE WHEN v_hour_key = v_hk THEN v_this_hour ELSE 0 END;
+      IF v_dk IS NOT NULL THEN
+        v_k := CASE WHEN v_day_key = v_dk THEN greatest(0, v_dl - v_d0) ELSE greatest(1, v_dl) END;
+        v_reason := 'daily_cap'; v_retry := v_dx;
+      END IF;
+      IF v_hk IS NOT NULL AND (v_k IS NULL OR (CASE WHEN v_hour_key = v_hk THEN greatest(0, v_hl - v_h0) ELSE greatest(1, v_hl) END) < v_k) THEN
+        v_k := CASE WHEN v_hour_key = v_hk THEN greatest(0, v_hl - v_h0) ELSE greatest(1, v_hl) END;
+        v_reason := 'hourly_cap'; v_retry := v_hx;
+      END IF;
+      IF v_k IS NULL OR greatest(0, v_max - v_in_flight) < v_k THEN
+        v_k := greatest(0, v_max - v_in_flight);
+        v_reason := 'in_flight'; v_retry := p_now;
+      END IF;
+      IF v_k > 0 AND v_next > p_now + v_ahead THEN
+        v_k := 0;
+        v_reason := 'pacing'; v_retry := v_next - v_ahead;
+      END IF;
+      v_base := greatest(p_now, v_next);
+
       -- Each item against its row (kind: 1 leased, 2 repeat, 0 lost, as above); `e` counts the leased
       -- items before it, `before` their leads and gaps.
       WITH w AS (
@@ -1133,37 +1242,37 @@ BEGIN
         )
         SELECT v_moves || coalesce(array_agg(u.m), '{}') INTO v_moves FROM u;
       END IF;
-    END IF;
 
-    IF v_taken > 0 THEN
-      -- The reservation joins the outcomes' effects: the account row is written once.
-      v_next := v_base + v_span;
-      IF v_hk IS NOT NULL THEN v_hour_key := v_hk; v_this_hour := v_h0 + v_taken; END IF;
-      IF v_dk IS NOT NULL THEN v_day_key := v_dk; v_today := v_d0 + v_taken; END IF;
-      IF v_pos IS NULL THEN
-        u_acc := u_acc || v_account; u_cf := u_cf || v_cf; u_next := u_next || v_next;
-      ELSE
-        u_next[v_pos] := v_next;
+      IF v_taken > 0 THEN
+        -- The reservation joins the outcomes' effects: the account row is written once.
+        v_next := v_base + v_span;
+        IF v_hk IS NOT NULL THEN v_hour_key := v_hk; v_this_hour := v_h0 + v_taken; END IF;
+        IF v_dk IS NOT NULL THEN v_day_key := v_dk; v_today := v_d0 + v_taken; END IF;
+        IF v_pos IS NULL THEN
+          u_acc := u_acc || v_account; u_cf := u_cf || v_cf; u_next := u_next || v_next;
+        ELSE
+          u_next[v_pos] := v_next;
+        END IF;
       END IF;
     END IF;
-  END IF;
 
-  -- Each account moved, once: its run of failures and next slot (and, for the write-ahead's account
-  -- after a grant, its caps).
-  IF cardinality(u_acc) > 0 THEN
-    UPDATE "disparo".accounts ac SET consecutive_failures = u.cf, next_send_at = u.next,
-        hour_key = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_hour_key ELSE ac.hour_key END,
-        sent_this_hour = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_this_hour ELSE ac.sent_this_hour END,
-        day_key = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_day_key ELSE ac.day_key END,
-        sent_today = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_today ELSE ac.sent_today END,
-        updated_at = p_now
-      FROM unnest(u_acc, u_cf, u_next) AS u(acc, cf, next)
-      WHERE ac.id = u.acc AND (ac.consecutive_failures <> u.cf OR ac.next_send_at <> u.next OR (u.acc = v_account AND v_taken > 0));
-  END IF;
+    -- Each account moved, once: its run of failures and next slot (and, for the write-ahead's account
+    -- after a grant, its caps).
+    IF cardinality(u_acc) > 0 THEN
+      UPDATE "disparo".accounts ac SET consecutive_failures = u.cf, next_send_at = u.next,
+          hour_key = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_hour_key ELSE ac.hour_key END,
+          sent_this_hour = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_this_hour ELSE ac.sent_this_hour END,
+          day_key = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_day_key ELSE ac.day_key END,
+          sent_today = CASE WHEN u.acc = v_account AND v_taken > 0 THEN v_today ELSE ac.sent_today END,
+          updated_at = p_now
+        FROM unnest(u_acc, u_cf, u_next) AS u(acc, cf, next)
+        WHERE ac.id = u.acc AND (ac.consecutive_failures <> u.cf OR ac.next_send_at <> u.next OR (u.acc = v_account AND v_taken > 0));
+    END IF;
 
-  PERFORM "disparo"._count_moves(v_moves);
-  RETURN jsonb_build_object('applied', coalesce(v_applied, '{}'), 'failures', coalesce(v_failures, '{}'),
-    'granted', coalesce(g_granted, '{}'), 'at', coalesce(g_at, '{}'), 'reason', coalesce(g_reason, '{}'));
+    PERFORM "disparo"._count_moves(v_moves);
+    RETURN jsonb_build_object('applied', coalesce(v_applied, '{}'), 'failures', coalesce(v_failures, '{}'),
+      'granted', coalesce(g_granted, '{}'), 'at', coalesce(g_at, '{}'), 'reason', coalesce(g_reason, '{}'));
+  END;
 END
 $$;
 $disparo_sql$);
