@@ -195,6 +195,39 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
     for (const sim of sims) expect(maxInWindow(sim.sends.map((x) => x.at), 1_000)).toBeLessThanOrEqual(1_000);
   });
 
+  it("the first sends wait only for a claim of the accounts' windows, not of a whole slice", async () => {
+    // A claim here costs 50 us a row: a slice of 4,000 takes 200 ms, four windows of 256 take 51 ms.
+    const clock = new VirtualClock();
+    const memory = createMemoryStore();
+    const store = Object.assign(Object.create(memory) as typeof memory, {
+      claimRecipients: async (input: Parameters<typeof memory.claimRecipients>[0]) => {
+        const rows = await memory.claimRecipients(input);
+        await clock.sleep(rows.length * 0.05);
+        return rows;
+      },
+    });
+    const ids = ['a1', 'a2', 'a3', 'a4'];
+    const sims = ids.map((id, i) => createSimulatorTransport({ seed: 20 + i, clock, latencyMs: { min: 100, max: 100 }, messageIdPrefix: `${id}-` }));
+    const engine = createEngine({
+      store,
+      clock,
+      logger: silentLogger,
+      random: seededRandom(3),
+      claimSize: 4_000,
+      accounts: ids.map((id, i) => ({ id, transport: sims[i]!, pacing: { ratePerSecond: 1_000, maxInFlight: 256 } })),
+    });
+    const c = await campaignWith(engine, 8_000, { batchSize: 8_000 }, ids);
+    await engine.ready();
+    const started = clock.now();
+    await engine.start(c.id);
+    await runUntil({ engine, clock }, 'campaign:completed');
+    const first = Math.min(...sims.flatMap((sim) => sim.sends.map((x) => x.at)));
+    expect(sims.reduce((n, sim) => n + sim.sends.length, 0)).toBe(8_000);
+    // The provider accepts a send 100 ms after it leaves; it left after the first claim (a slice first: 300 ms).
+    expect(first - started).toBeLessThan(200);
+    expect(first - started).toBeGreaterThanOrEqual(51 + 100);
+  });
+
   it('a pause from another process stops the slices that follow: the sender claims no more once the campaign is not running', async () => {
     const r = rig({ rate: 1_000, window: 256, latency: { min: 100, max: 200 }, claimSize: 200 });
     // Another process (an API server) shares the store and pauses the campaign; this worker's own

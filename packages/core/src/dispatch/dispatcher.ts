@@ -66,7 +66,9 @@ export class Dispatcher {
 
     const pacings = local.map((a) => this.ctx.accounts.get(a.id)!.pacing);
     const limit = claimLimit(pacings, options.claimSize, options.leaseMs);
-    const claimed = await store.claimRecipients({ campaignId, batch: campaign.currentBatch, owner: this.owner, limit, now, leaseMs: options.leaseMs });
+    // Rate-paced accounts claim their windows' worth first (they send sooner), the rest while they send (`refill`).
+    const first = pacings.every(isRatePaced) ? Math.min(limit, pacings.reduce((n, p) => n + p.maxInFlight, 0)) : limit;
+    const claimed = await store.claimRecipients({ campaignId, batch: campaign.currentBatch, owner: this.owner, limit: first, now, leaseMs: options.leaseMs });
     if (claimed.length === 0) return finishBatch(this.ctx, campaignId);
 
     const screened = await this.screen(campaign, claimed, local);
