@@ -94,7 +94,9 @@ export class Dispatcher {
    * batches) goes on claiming from the next batch once this one has nothing left to claim: its last
    * sends are still on the wire, and waiting for their answers before the next batch could start
    * emptied the window at every boundary (a third of a second at 1,000/s). One batch ahead at most;
-   * the batch pointer still moves only when a batch has no open row (`finishBatch`, next tick).
+   * the batch pointer still moves only when a batch has no open row (`finishBatch`: here, once the
+   * batch ahead is claimed dry too, or at the next tick), so `batch:started` for the batch ahead comes
+   * after its first sends.
    */
   private refill(campaign: Campaign, local: AccountRecord[], queue: RecipientQueue, limit: number, limits: TickLimits, screenedOut: { n: number }): () => Promise<boolean> {
     const { store, clock, options } = this.ctx;

@@ -22,6 +22,8 @@ export class RecipientQueue {
   private halted = false;
   private refiller: (() => Promise<boolean>) | null = null;
   private refilling: Promise<void> | null = null;
+  /** Claim the next slice once fewer than this are left, at least (`refillWith`). */
+  private refillLow = 0;
 
   constructor(
     recipients: Recipient[],
@@ -106,8 +108,6 @@ export class RecipientQueue {
     this.refiller = claim;
     this.refillLow = low;
   }
-
-  private refillLow = 0;
 
   /**
    * Claim the next slice when fewer than `low` (or the queue's own threshold, if higher) recipients
