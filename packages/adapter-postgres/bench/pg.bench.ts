@@ -216,9 +216,9 @@ async function windowRun(url: string, schema: string, n: number, accounts: numbe
     const size = `o${input.outcomes?.length ?? 0}/w${input.writeAhead?.items.length ?? 0}`;
     late += input.outcomes?.filter((o) => o.status === 'pending' && o.keepLease && o.accountEffect === 'none').length ?? 0;
     // Grants that came back from the store already past their slot by more than core's tolerance
-    // (LATE_TOLERANCE_MS in core's pacing/plan.ts, 15 ms; such sends are scheduled again).
+    // (LATE_TOLERANCE_MS in core's pacing/plan.ts, 25 ms; such sends are scheduled again).
     const back = Date.now();
-    lateGrants += r.grants.filter((g) => g.granted && back > g.slotAt + 15).length;
+    lateGrants += r.grants.filter((g) => g.granted && back > g.slotAt + 25).length;
     checkpointMs.push(back - input.now);
     input.writeAhead?.items.forEach((it, i) => {
       const g = r.grants[i]!;

@@ -7,8 +7,8 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 describe('rateGaps: the spacing of a rate-paced account', () => {
   it('sends planned in small groups, one after the other, keep the full rate (no rounding up per group)', () => {
-    // 1,000/s at 0.98 headroom is 1.02 ms apart: a group of 16 spans 16.3 ms. Each group rounded up
-    // on its own took 17 ms, 4% under the rate.
+    // 1,000/s at 0.97 headroom is 1.031 ms apart: a group of 16 spans 16.5 ms. Each group rounded up
+    // on its own took 17 ms, 3% under the rate.
     const p = pacing(1_000);
     const groups = Array.from({ length: 64 }, (_, g) => rateGaps(p, 16, 1, g * 16));
     const exact = (64 * 16 * 1_000) / (1_000 * RATE_HEADROOM);
