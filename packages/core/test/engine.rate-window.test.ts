@@ -65,6 +65,33 @@ function expectAllSentAtRate(sim: SimulatorTransport, n: number, rate: number, a
   expect(n / ((times.at(-1)! - times[0]!) / 1_000)).toBeGreaterThanOrEqual(atLeast);
 }
 
+/**
+ * Four accounts at 1,000/s, W 256, on a memory store whose claims take `claimMs(rows claimed)` of
+ * virtual time, as a database's do.
+ */
+function fourAccountsWithSlowClaims(o: { claimMs: (rows: number) => number; claimSize: number; latency: { min: number; max: number }; seed: number }) {
+  const clock = new VirtualClock();
+  const memory = createMemoryStore();
+  const store = Object.assign(Object.create(memory) as typeof memory, {
+    claimRecipients: async (input: Parameters<typeof memory.claimRecipients>[0]) => {
+      const rows = await memory.claimRecipients(input);
+      await clock.sleep(o.claimMs(rows.length));
+      return rows;
+    },
+  });
+  const ids = ['a1', 'a2', 'a3', 'a4'];
+  const sims = ids.map((id, i) => createSimulatorTransport({ seed: o.seed + i, clock, latencyMs: o.latency, messageIdPrefix: `${id}-` }));
+  const engine = createEngine({
+    store,
+    clock,
+    logger: silentLogger,
+    random: seededRandom(3),
+    claimSize: o.claimSize,
+    accounts: ids.map((id, i) => ({ id, transport: sims[i]!, pacing: { ratePerSecond: 1_000, maxInFlight: 256 } })),
+  });
+  return { clock, sims, engine, ids };
+}
+
 describe('rate-paced accounts: an in-flight window and a rate', () => {
   it('80 per second with 150 ms of latency: sends overlap on the wire, the rate is held in every second, and it is nearly used', async () => {
     const r = rig({ rate: 80, window: 16, latency: { min: 150, max: 150 } });
@@ -166,24 +193,7 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
   it('four accounts drawing on one queue while each claim takes 150 ms: the next slice is claimed early enough that no window runs dry', async () => {
     // 4 x 1,000/s empty a window's worth (256) in 64 ms, less than a claim takes here: a claim started
     // only then (as it was) left every account idle for the rest of it, at every slice.
-    const clock = new VirtualClock();
-    const memory = createMemoryStore();
-    const store = Object.assign(Object.create(memory) as typeof memory, {
-      claimRecipients: async (input: Parameters<typeof memory.claimRecipients>[0]) => {
-        await clock.sleep(150);
-        return memory.claimRecipients(input);
-      },
-    });
-    const ids = ['a1', 'a2', 'a3', 'a4'];
-    const sims = ids.map((id, i) => createSimulatorTransport({ seed: 10 + i, clock, latencyMs: { min: 100, max: 200 }, messageIdPrefix: `${id}-` }));
-    const engine = createEngine({
-      store,
-      clock,
-      logger: silentLogger,
-      random: seededRandom(3),
-      claimSize: 2_000,
-      accounts: ids.map((id, i) => ({ id, transport: sims[i]!, pacing: { ratePerSecond: 1_000, maxInFlight: 256 } })),
-    });
+    const { clock, sims, engine, ids } = fourAccountsWithSlowClaims({ claimMs: () => 150, claimSize: 2_000, latency: { min: 100, max: 200 }, seed: 10 });
     const c = await campaignWith(engine, 20_000, { batchSize: 10_000 }, ids);
     await engine.start(c.id);
     await runUntil({ engine, clock }, 'campaign:completed');
@@ -197,25 +207,7 @@ describe('rate-paced accounts: an in-flight window and a rate', () => {
 
   it("the first sends wait only for a claim of the accounts' windows, not of a whole slice", async () => {
     // A claim here costs 50 us a row: a slice of 4,000 takes 200 ms, four windows of 256 take 51 ms.
-    const clock = new VirtualClock();
-    const memory = createMemoryStore();
-    const store = Object.assign(Object.create(memory) as typeof memory, {
-      claimRecipients: async (input: Parameters<typeof memory.claimRecipients>[0]) => {
-        const rows = await memory.claimRecipients(input);
-        await clock.sleep(rows.length * 0.05);
-        return rows;
-      },
-    });
-    const ids = ['a1', 'a2', 'a3', 'a4'];
-    const sims = ids.map((id, i) => createSimulatorTransport({ seed: 20 + i, clock, latencyMs: { min: 100, max: 100 }, messageIdPrefix: `${id}-` }));
-    const engine = createEngine({
-      store,
-      clock,
-      logger: silentLogger,
-      random: seededRandom(3),
-      claimSize: 4_000,
-      accounts: ids.map((id, i) => ({ id, transport: sims[i]!, pacing: { ratePerSecond: 1_000, maxInFlight: 256 } })),
-    });
+    const { clock, sims, engine, ids } = fourAccountsWithSlowClaims({ claimMs: (rows) => rows * 0.05, claimSize: 4_000, latency: { min: 100, max: 100 }, seed: 20 });
     const c = await campaignWith(engine, 8_000, { batchSize: 8_000 }, ids);
     await engine.ready();
     const started = clock.now();
