@@ -1,4 +1,5 @@
 import {
+  HELD_RECEIPT_MS,
   canTransition,
   isFinished,
   type AccountPatch,
@@ -153,7 +154,7 @@ export const calls = {
   },
 
   applyStatusUpdates: (updates: StatusUpdate[], now: number): Call<StatusUpdateResult> =>
-    value('applyStatusUpdates', 'apply_status_updates', { p_updates: updates.map((u) => withTimes(u, ['at'])), p_now: ms(now) }, statusUpdateResult, { input: updates }),
+    value('applyStatusUpdates', 'apply_status_updates', { p_updates: updates.map((u) => withTimes(u, ['at'])), p_now: ms(now), p_held_ms: HELD_RECEIPT_MS }, statusUpdateResult, { input: updates }),
 
   addOptOuts: (entries: OptOut[], now: number): Call<{ added: number; cancelled: number }> =>
     value(
@@ -195,6 +196,7 @@ function statusUpdateResult(v: unknown): StatusUpdateResult {
     applied: num(r.applied),
     ignored: num(r.ignored),
     unmatched: num(r.unmatched),
+    held: num(r.held),
     changed: listOf(r.changed).map((c) => {
       const x = c as Record<string, unknown>;
       return { recipientId: String(x.recipientId), campaignId: String(x.campaignId), from: x.from as Recipient['status'], to: x.to as Recipient['status'] };

@@ -21,3 +21,18 @@ export const DELIVERY_TRANSITIONS: Readonly<Record<RecipientStatus, Readonly<Rec
 };
 
 export const deliveryTransition = (from: RecipientStatus, update: DeliveryUpdate): RecipientStatus | null => DELIVERY_TRANSITIONS[from][update];
+
+/**
+ * A receipt can arrive before its send's outcome is recorded: a fast provider's `delivered` while the
+ * row is still `sending` (outcomes ride with the next checkpoint, up to `checkpoints.maxDelayMs`
+ * later), or before the row even knows the provider id the answer brought. Such a receipt is held,
+ * not dropped: a row still `sending`, or no row at all, means "not yet". Every later
+ * `applyStatusUpdates` call tries the held receipts again, oldest first, before its own, and the
+ * engine calls it at least every third of a lease while it runs; a held receipt is dropped once it
+ * applies, is ignored by its row, or is older than `HELD_RECEIPT_MS` (a receipt of a message sent by
+ * something else never finds a row).
+ */
+export const holdsReceipt = (row: RecipientStatus | null): boolean => row === null || row === 'sending';
+
+/** How long a receipt that found no row, or a `sending` one, is kept and tried again (see holdsReceipt). */
+export const HELD_RECEIPT_MS = 10 * 60_000;

@@ -114,8 +114,10 @@ export interface StateStore {
   /**
    * Apply provider receipts keyed on provider message id (or, for a row that has none yet, on the
    * idempotency key `campaignId:phone` the receipt carries). Monotonic: sent < delivered < read; `failed`
-   * only before delivered; a repeated or late update changes nothing. A receipt for a `sending` or
-   * `unknown` row (Baileys knows the id before the send returns) settles it forward. Counters follow.
+   * only before delivered; a repeated or late update changes nothing (`DELIVERY_TRANSITIONS`). A
+   * receipt settles an `unknown` row forward. One that finds no row, or a `sending` one (its outcome
+   * not recorded yet), is held for `HELD_RECEIPT_MS` and tried again, oldest first, at the start of
+   * every later call, `updates` empty included (`holdsReceipt`). Counters follow.
    */
   applyStatusUpdates(updates: StatusUpdate[], now: number): Promise<StatusUpdateResult>;
 
@@ -352,8 +354,13 @@ export interface StatusUpdateResult {
   applied: number;
   /** Known ids whose update did not move the status forward (repeats, late receipts). */
   ignored: number;
-  /** Ids no recipient carries (test sends, other systems). */
+  /** Ids no recipient carries (test sends, other systems, or a send whose answer is not recorded yet). */
   unmatched: number;
+  /**
+   * Receipts of this call kept to be tried again (no row yet, or the row still `sending`: see
+   * `holdsReceipt`). Receipts held by earlier calls that apply in this one count in `applied` and `changed`.
+   */
+  held: number;
   /** The recipients that changed, for events. */
   changed: Array<{ recipientId: string; campaignId: string; from: RecipientStatus; to: RecipientStatus }>;
 }

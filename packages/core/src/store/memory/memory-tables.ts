@@ -1,5 +1,6 @@
 import type { AccountRecord, BatchRecord, Campaign, OptOut, Pacing, Recipient, RecipientStatus } from '../../domain/types.js';
 import { BATCH_COUNT, moveCount } from '../../rules/counters.js';
+import type { StatusUpdate } from '../contract.js';
 
 /** Internal row: the record plus its index in its batch's row list (claim cursor bookkeeping). */
 export type Row = Recipient & { bi: number };
@@ -35,6 +36,8 @@ export class MemoryTables {
   readonly sendingByAccount = new Map<string, Set<Row>>();
   readonly accounts = new Map<string, AccountRecord>();
   readonly optOuts = new Map<string, OptOut>();
+  /** Receipts held until their row can take them (`holdsReceipt`), oldest first, with when each was held. */
+  held: Array<{ update: StatusUpdate; heldAt: number }> = [];
   private nextRowId = 0;
 
   newRowId(): string {

@@ -1,5 +1,5 @@
 import type { Recipient, RecipientStatus } from '../../domain/types.js';
-import { deliveryTransition } from '../../rules/delivery.js';
+import { HELD_RECEIPT_MS, deliveryTransition, holdsReceipt } from '../../rules/delivery.js';
 import { failuresAfter, outcomeApplies } from '../../rules/recipients.js';
 import { nextSendAfterSettling, reserveSlots, type SlotItem } from '../../rules/slots.js';
 import type { CheckpointInput, CheckpointResult, ClaimInput, InDoubtSettlement, Outcome, OutcomeResult, StatusUpdate, StatusUpdateResult } from '../contract.js';
@@ -191,33 +191,53 @@ export function settleInDoubt(t: MemoryTables, settlements: InDoubtSettlement[],
 }
 
 export function applyStatusUpdates(t: MemoryTables, updates: StatusUpdate[], now: number): StatusUpdateResult {
-  const result: StatusUpdateResult = { applied: 0, ignored: 0, unmatched: 0, changed: [] };
+  const result: StatusUpdateResult = { applied: 0, ignored: 0, unmatched: 0, held: 0, changed: [] };
+  // Held receipts first, oldest first: still held, or done (applied, or ignored by their row).
+  const earlier = t.held.filter((h) => h.heldAt > now - HELD_RECEIPT_MS);
+  t.held = [];
+  for (const h of earlier) {
+    const outcome = applyReceipt(t, h.update, now, result);
+    if (outcome === 'held') t.held.push(h);
+    else if (outcome === 'applied') result.applied++;
+  }
   for (const u of updates) {
-    const row = t.byPid.get(u.providerMessageId) ?? (u.idempotencyKey ? byIdempotencyKey(t, u.idempotencyKey) : undefined);
-    if (!row) {
-      result.unmatched++;
-      continue;
-    }
-    // A receipt for a send whose answer was lost: the row learns its provider id (later receipts match it).
-    if (row.providerMessageId === null && (row.status === 'sending' || row.status === 'unknown')) t.setPid(row, u.providerMessageId);
-    const from: RecipientStatus = row.status;
-    const to = deliveryTransition(from, u.status);
-    if (to === null) {
-      result.ignored++;
-      continue;
-    }
-    if (to === 'failed') row.lastError = u.error ?? 'the provider reported the message failed';
-    else {
-      row.sentAt ??= u.at;
-      if (to === 'delivered' || to === 'read') row.deliveredAt ??= u.at;
-      if (to === 'read') row.readAt = u.at;
-    }
-    row.updatedAt = now;
-    t.move(t.campaigns.get(row.campaignId)!, row, to);
-    result.applied++;
-    result.changed.push({ recipientId: row.id, campaignId: row.campaignId, from, to });
+    const outcome = applyReceipt(t, u, now, result);
+    if (outcome === 'held') {
+      t.held.push({ update: u, heldAt: now });
+      result.held++;
+      if (!findReceiptRow(t, u)) result.unmatched++;
+      else result.ignored++;
+    } else result[outcome]++;
   }
   return result;
+}
+
+function findReceiptRow(t: MemoryTables, u: StatusUpdate): Row | undefined {
+  return t.byPid.get(u.providerMessageId) ?? (u.idempotencyKey ? byIdempotencyKey(t, u.idempotencyKey) : undefined);
+}
+
+/** One receipt against its row (DELIVERY_TRANSITIONS), a change pushed to `result.changed`. */
+function applyReceipt(t: MemoryTables, u: StatusUpdate, now: number, result: StatusUpdateResult): 'applied' | 'ignored' | 'held' {
+  const row = findReceiptRow(t, u);
+  if (!row || holdsReceipt(row.status)) {
+    // A receipt for a send whose answer was lost, or not recorded yet: the row learns its provider id.
+    if (row && row.providerMessageId === null) t.setPid(row, u.providerMessageId);
+    return 'held';
+  }
+  if (row.providerMessageId === null && row.status === 'unknown') t.setPid(row, u.providerMessageId);
+  const from: RecipientStatus = row.status;
+  const to = deliveryTransition(from, u.status);
+  if (to === null) return 'ignored';
+  if (to === 'failed') row.lastError = u.error ?? 'the provider reported the message failed';
+  else {
+    row.sentAt ??= u.at;
+    if (to === 'delivered' || to === 'read') row.deliveredAt ??= u.at;
+    if (to === 'read') row.readAt = u.at;
+  }
+  row.updatedAt = now;
+  t.move(t.campaigns.get(row.campaignId)!, row, to);
+  result.changed.push({ recipientId: row.id, campaignId: row.campaignId, from, to });
+  return 'applied';
 }
 
 /** The row an idempotency key `campaignId:phone` names (campaign ids may hold ':'; the phone never does). */

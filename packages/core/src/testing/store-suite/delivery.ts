@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HELD_RECEIPT_MS } from '../../rules/delivery.js';
 import type { Suite } from './harness.js';
 import { T0, newCampaign, pacing, people } from './harness.js';
 
@@ -88,6 +89,62 @@ export function deliveryCases(s: Suite): void {
       const { campaign } = await consistent();
       expect(campaign.counters).toMatchObject({ sent: 2, read: 1, unknown: 0, sending: 0 });
       expect((await s.raw.batches('c1'))[0]).toMatchObject({ sent: 3, unknown: 0 });
+    });
+
+    it('holds a receipt that comes before its send\'s outcome, and applies it once the outcome is recorded', async () => {
+      const rows = await seed({ n: 3 });
+      await claim('o1');
+      // Row 0: the provider id comes with the answer (Evolution, Cloud API); row 1: it is known ahead (Baileys).
+      expect((await begin('o1', rows[0]!)).granted).toBe(true);
+      expect((await begin('o1', rows[1]!, { pid: 'bp-1' })).granted).toBe(true);
+      const early = await s.store.applyStatusUpdates(
+        [
+          { providerMessageId: 'wamid.0', status: 'delivered', at: T0 + 5 },
+          { providerMessageId: 'bp-1', status: 'read', at: T0 + 6 },
+        ],
+        T0 + 7,
+      );
+      expect(early).toMatchObject({ applied: 0, ignored: 1, unmatched: 1, held: 2, changed: [] });
+      expect((await rawRows()).map((r) => r.status)).toEqual(['sending', 'sending', 'pending']);
+      // Nothing to apply while the rows are still sending.
+      expect(await s.store.applyStatusUpdates([], T0 + 8)).toMatchObject({ applied: 0, held: 0, changed: [] });
+      await record('o1', [out(rows[0]!, 'sent', { providerMessageId: 'wamid.0', accountId: 'a1', at: T0 + 9 }), out(rows[1]!, 'sent', { providerMessageId: 'bp-1', accountId: 'a1', at: T0 + 9 })], T0 + 9);
+      const later = await s.store.applyStatusUpdates([{ providerMessageId: 'pid-none', status: 'sent', at: T0 + 10 }], T0 + 10);
+      expect(later).toMatchObject({ applied: 2, unmatched: 1, held: 1 });
+      expect(later.changed).toEqual([
+        { recipientId: rows[0]!.id, campaignId: 'c1', from: 'sent', to: 'delivered' },
+        { recipientId: rows[1]!.id, campaignId: 'c1', from: 'sent', to: 'read' },
+      ]);
+      expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'delivered', sentAt: T0 + 9, deliveredAt: T0 + 5 });
+      expect(await rawRow(rows[1]!.id)).toMatchObject({ status: 'read', readAt: T0 + 6 });
+      // Applied once: the next call finds nothing held for them.
+      expect(await s.store.applyStatusUpdates([], T0 + 11)).toMatchObject({ applied: 0, changed: [] });
+      const { campaign } = await consistent();
+      expect(campaign.counters).toMatchObject({ pending: 1, sending: 0, delivered: 1, read: 1 });
+    });
+
+    it('a held receipt found by its idempotency key teaches the row its provider id, and is dropped after HELD_RECEIPT_MS', async () => {
+      const rows = await seed({ n: 2 });
+      await claim('o1');
+      expect((await begin('o1', rows[0]!)).granted).toBe(true);
+      expect((await begin('o1', rows[1]!)).granted).toBe(true);
+      const early = await s.store.applyStatusUpdates(
+        [
+          { providerMessageId: 'wamid.0', status: 'delivered', at: T0 + 5, idempotencyKey: `c1:${rows[0]!.phone}` },
+          { providerMessageId: 'wamid.1', status: 'delivered', at: T0 + 5 },
+        ],
+        T0 + 5,
+      );
+      expect(early).toMatchObject({ applied: 0, ignored: 1, unmatched: 1, held: 2 });
+      expect(await rawRow(rows[0]!.id)).toMatchObject({ status: 'sending', providerMessageId: 'wamid.0' });
+      // Row 0's outcome comes in time; row 1's only after the receipt was given up.
+      await record('o1', [out(rows[0]!, 'sent', { providerMessageId: 'wamid.0', accountId: 'a1', at: T0 + 6 })], T0 + 6);
+      expect((await s.store.applyStatusUpdates([], T0 + 6)).changed).toEqual([{ recipientId: rows[0]!.id, campaignId: 'c1', from: 'sent', to: 'delivered' }]);
+      await record('o1', [out(rows[1]!, 'sent', { providerMessageId: 'wamid.1', accountId: 'a1', at: T0 + 7 })], T0 + 5 + HELD_RECEIPT_MS);
+      expect(await s.store.applyStatusUpdates([], T0 + 5 + HELD_RECEIPT_MS)).toMatchObject({ applied: 0, changed: [] });
+      expect((await rawRow(rows[1]!.id)).status).toBe('sent');
+      const { campaign } = await consistent();
+      expect(campaign.counters).toMatchObject({ sent: 1, delivered: 1 });
     });
 
     it('a receipt carrying the idempotency key matches a row whose provider id was lost, and the row learns it', async () => {

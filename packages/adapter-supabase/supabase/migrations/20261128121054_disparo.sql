@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS "disparo".schema_migrations (id integer PRIMARY KEY, 
 DO $disparo$
 DECLARE v integer := (SELECT coalesce(max(id), 0) FROM "disparo".schema_migrations);
 BEGIN
-  IF v > 3 THEN
-    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 3).', 'disparo', v
+  IF v > 4 THEN
+    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 4).', 'disparo', v
       USING HINT = 'A newer @disparo/adapter-supabase migrated it: apply that version''s migration, and upgrade the workers.';
   END IF;
 END
@@ -83,7 +83,7 @@ BEGIN
 END
 $disparo$;
 
--- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 3, each once.
+-- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 4, each once.
 
 -- sql/000001_initial.sql
 SELECT pg_temp.disparo_migration(1, 'initial', $disparo_sql$
@@ -285,6 +285,25 @@ CREATE TABLE "disparo".schema_functions (
 -- `status` in its predicate means a write-ahead is no longer a HOT update (version 2): measured, a
 -- few percent of a checkpoint's time, for a count that cannot drift from the rows.
 CREATE INDEX recipients_in_flight_idx ON "disparo".recipients (account_id) WHERE status = 'sending';
+$disparo_sql$);
+
+-- sql/000004_held_receipts.sql
+SELECT pg_temp.disparo_migration(4, 'held_receipts', $disparo_sql$
+-- Disparo store schema, version 4: receipts held until their send's outcome is recorded.
+--
+-- A receipt that finds no row, or a `sending` one, is kept here and tried again by every later
+-- apply_status_updates call, oldest first (core's holdsReceipt), until it applies, its row ignores
+-- it, or it is older than core's HELD_RECEIPT_MS. Usually empty: a receipt rarely beats its outcome.
+CREATE TABLE "disparo".held_receipts (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  provider_message_id text NOT NULL,
+  idempotency_key text,
+  status text NOT NULL,
+  at bigint NOT NULL,
+  error text,
+  held_at bigint NOT NULL
+);
+CREATE INDEX held_receipts_held_at_idx ON "disparo".held_receipts (held_at);
 $disparo_sql$);
 
 -- 2. Functions, one per file: created when new or changed since they were created here.
@@ -671,17 +690,20 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/apply_status_updates.sql
-SELECT pg_temp.disparo_function('apply_status_updates', 'b96be6803acb16da70d570b41f8ca20a', $disparo_sql$
+SELECT pg_temp.disparo_function('apply_status_updates', 'd8faf1be0ce660c7fe912f3622342d43', $disparo_sql$
 -- StateStore.applyStatusUpdates: provider receipts, `p_updates` an array of `StatusUpdate`
 -- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error", "idempotencyKey"}),
--- applied in order (a repeat inside one call is a repeat). A receipt no row's provider id matches, but
--- carrying an idempotency key `campaignId:phone`, matches that recipient (its send's answer was lost);
--- a row in doubt (sending or unknown) then learns the provider id. What a receipt does is core's
--- DELIVERY_TRANSITIONS: forward
+-- applied in order (a repeat inside one call is a repeat), after the receipts held by earlier calls
+-- (oldest first). A receipt no row's provider id matches, but carrying an idempotency key
+-- `campaignId:phone`, matches that recipient (its send's answer was lost); a row in doubt (sending or
+-- unknown) then learns the provider id. What a receipt does is core's DELIVERY_TRANSITIONS: forward
 -- only (sent < delivered < read), failed only before delivered, an unknown row settled forward by any
--- receipt, pending and sending rows left to their worker. Returns
--- {"applied", "ignored", "unmatched", "changed": [{"recipientId", "campaignId", "from", "to"}]}.
-CREATE OR REPLACE FUNCTION "disparo".apply_status_updates(p_updates jsonb, p_now bigint)
+-- receipt. One that finds no row, or a `sending` row (its outcome not recorded yet), is held in
+-- `held_receipts` (core's holdsReceipt) and tried again by every later call until it applies, its row
+-- ignores it, or it is older than `p_held_ms` (core's HELD_RECEIPT_MS). Returns
+-- {"applied", "ignored", "unmatched", "held", "changed": [{"recipientId", "campaignId", "from", "to"}]};
+-- the counts but `applied` are of `p_updates` alone.
+CREATE OR REPLACE FUNCTION "disparo".apply_status_updates(p_updates jsonb, p_now bigint, p_held_ms bigint DEFAULT 600000)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -694,18 +716,30 @@ DECLARE
   v_applied integer := 0;
   v_ignored integer := 0;
   v_unmatched integer := 0;
+  v_held integer := 0;
   v_changed jsonb := '[]'::jsonb;
   v_moves "disparo".move[] := '{}';
   v_known text;
+  v_retry bigint[];
+  v_found boolean;
 BEGIN
-  -- The rows first, in key order, so two calls with the same ids in another order never deadlock.
+  DELETE FROM "disparo".held_receipts WHERE held_at <= p_now - p_held_ms;
+  -- The held receipts this call tries (one taken by a concurrent call is left to it), then the rows,
+  -- in key order, so two calls with the same ids in another order never deadlock.
+  SELECT coalesce(array_agg(h.id ORDER BY h.id), '{}') INTO v_retry
+    FROM (SELECT h.id FROM "disparo".held_receipts h ORDER BY h.id FOR UPDATE SKIP LOCKED) h;
   PERFORM 1 FROM "disparo".recipients r
-    WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e))
+    WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e)
+      || ARRAY(SELECT h.provider_message_id FROM "disparo".held_receipts h WHERE h.id = ANY (v_retry)))
     ORDER BY r.id FOR UPDATE;
   FOR u IN
-    SELECT e ->> 'providerMessageId' AS pid, e ->> 'status' AS status, (e ->> 'at')::bigint AS at, e ->> 'error' AS error,
-      e ->> 'idempotencyKey' AS idem
-    FROM jsonb_array_elements(coalesce(p_updates, '[]')) WITH ORDINALITY AS x(e, i) ORDER BY x.i
+    SELECT q.held_id, q.pid, q.status, q.at, q.error, q.idem FROM (
+      SELECT h.id AS held_id, 0 AS part, h.id AS i, h.provider_message_id AS pid, h.status, h.at, h.error, h.idempotency_key AS idem
+        FROM "disparo".held_receipts h WHERE h.id = ANY (v_retry)
+      UNION ALL
+      SELECT NULL, 1, x.i, e ->> 'providerMessageId', e ->> 'status', (e ->> 'at')::bigint, e ->> 'error', e ->> 'idempotencyKey'
+        FROM jsonb_array_elements(coalesce(p_updates, '[]')) WITH ORDINALITY AS x(e, i)
+    ) q ORDER BY q.part, q.i
   LOOP
     SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
       FROM "disparo".recipients r WHERE r.provider_message_id = u.pid
@@ -717,11 +751,24 @@ BEGIN
         WHERE r.phone = substring(u.idem from '[^:]*$') AND r.campaign_id = left(u.idem, length(u.idem) - length(substring(u.idem from '[^:]*$')) - 1)
         FOR UPDATE;
     END IF;
-    IF NOT FOUND THEN
-      v_unmatched := v_unmatched + 1;
+    v_found := FOUND;
+    IF NOT v_found OR v_from = 'sending' THEN
+      -- Not yet (holdsReceipt): a row in doubt learns the provider id; a new receipt is held.
+      IF v_found AND v_known IS NULL THEN
+        UPDATE "disparo".recipients SET provider_message_id = u.pid WHERE id = v_id;
+      END IF;
+      IF u.held_id IS NULL THEN
+        INSERT INTO "disparo".held_receipts (provider_message_id, idempotency_key, status, at, error, held_at)
+          VALUES (u.pid, u.idem, u.status, u.at, u.error, p_now);
+        v_held := v_held + 1;
+        IF v_found THEN v_ignored := v_ignored + 1; ELSE v_unmatched := v_unmatched + 1; END IF;
+      END IF;
       CONTINUE;
     END IF;
-    IF v_known IS NULL AND v_from IN ('sending', 'unknown') THEN
+    IF u.held_id IS NOT NULL THEN
+      DELETE FROM "disparo".held_receipts WHERE id = u.held_id;
+    END IF;
+    IF v_known IS NULL AND v_from = 'unknown' THEN
       UPDATE "disparo".recipients SET provider_message_id = u.pid WHERE id = v_id;
     END IF;
     v_to := CASE
@@ -730,7 +777,7 @@ BEGIN
       WHEN v_from = 'delivered' AND u.status = 'read' THEN 'read'
     END;
     IF v_to IS NULL THEN
-      v_ignored := v_ignored + 1;
+      IF u.held_id IS NULL THEN v_ignored := v_ignored + 1; END IF;
       CONTINUE;
     END IF;
     UPDATE "disparo".recipients SET
@@ -746,7 +793,7 @@ BEGIN
     v_moves := v_moves || CAST(ROW(v_campaign, v_batch, v_from, v_to) AS "disparo".move);
   END LOOP;
   PERFORM "disparo"._count_moves(v_moves);
-  RETURN jsonb_build_object('applied', v_applied, 'ignored', v_ignored, 'unmatched', v_unmatched, 'changed', v_changed);
+  RETURN jsonb_build_object('applied', v_applied, 'ignored', v_ignored, 'unmatched', v_unmatched, 'held', v_held, 'changed', v_changed);
 END
 $$;
 $disparo_sql$);

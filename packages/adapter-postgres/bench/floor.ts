@@ -1,0 +1,183 @@
+/**
+ * The floor of the grouped path's store work, with no engine and no PL/pgSQL: the writes a message
+ * costs, issued as bare set-based statements from one connection, on the real `recipients` table
+ * (its rows and indexes as an import leaves them), beside `pg.raw.batch` of the same run.
+ *
+ * - `three-writes`: today's writes. Claim marks each row leased; each checkpoint (one transaction)
+ *   writes the previous group's outcomes and the next group's write-ahead, each an UPDATE per row.
+ * - `write-once`: a claim reads a range and writes one lease row; a group's write-ahead is one record
+ *   (its ids); the outcome is the only per-row write; the record is deleted with the outcomes.
+ *
+ *   tsx bench/floor.ts [--n 100000] [--group 200]
+ */
+import pg from 'pg';
+import { createPostgresStore } from '../src/index.js';
+import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
+import { arg, audience } from './audience.js';
+
+async function rawBatch(c: pg.Client, rows: number): Promise<number> {
+  await c.query(
+    'DROP TABLE IF EXISTS raw_jobs; CREATE TABLE raw_jobs (id bigint PRIMARY KEY, status text NOT NULL, at bigint); CREATE INDEX ON raw_jobs (id) WHERE status = $$pending$$',
+  );
+  await c.query(`INSERT INTO raw_jobs SELECT g, 'pending', NULL FROM generate_series(1, ${rows}) g`);
+  await c.query('VACUUM ANALYZE raw_jobs');
+  let last = 0;
+  let done = 0;
+  const t0 = performance.now();
+  for (;;) {
+    await c.query('BEGIN');
+    const claimed = await c.query(`SELECT id FROM raw_jobs WHERE status = 'pending' AND id > $1 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED`, [last]);
+    if (claimed.rows.length === 0) {
+      await c.query('COMMIT');
+      break;
+    }
+    const ids = claimed.rows.map((r) => r.id);
+    await c.query(`UPDATE raw_jobs j SET status = 'sent', at = u.at FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE j.id = u.id`, [ids, ids.map(() => Date.now())]);
+    await c.query('COMMIT');
+    done += ids.length;
+    last = Number(ids[ids.length - 1]);
+  }
+  return done / ((performance.now() - t0) / 1000);
+}
+
+async function fresh(url: string, schema: string, n: number): Promise<void> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const store = createPostgresStore(pool, { schema });
+  await store.migrate();
+  const now = Date.now();
+  await store.upsertAccount('a1', { intervalMs: { min: 0, max: 0 } } as never, now);
+  await store.createCampaign({ id: 'c1', name: 'c', templates: ['x'], media: null, accountIds: ['a1'], settings: { batchSize: n } as never, status: 'draft', scheduledAt: null, metadata: {}, now });
+  await store.addRecipients('c1', [...audience(n)], now);
+  await pool.query(`VACUUM ANALYZE ${schema}.recipients`);
+  await pool.end();
+}
+
+const texts = (ids: string[]) => ids.map((id) => `Oi c${id}, tudo bem? Uma mensagem de exemplo com algum texto.`);
+
+async function threeWrites(c: pg.Client, s: string, group: number, waRecord = false): Promise<number> {
+  if (waRecord) await c.query(`CREATE TABLE ${s}.write_aheads (id bigserial PRIMARY KEY, account_id text NOT NULL, ids bigint[] NOT NULL, started_at bigint NOT NULL)`);
+  let done = 0;
+  let prev: string[] = [];
+  const t0 = performance.now();
+  for (;;) {
+    const now = Date.now();
+    const claimed = (
+      await c.query(
+        `UPDATE ${s}.recipients r SET lease_owner = 'w', lease_expires_at = $1, updated_at = $1
+         WHERE r.id IN (SELECT id FROM ${s}.recipients WHERE campaign_id = 'c1' AND batch = 1 AND processed_at IS NULL AND status = 'pending' AND lease_owner IS NULL
+                        ORDER BY seq LIMIT 2000 FOR UPDATE SKIP LOCKED) RETURNING r.id`,
+        [now],
+      )
+    ).rows.map((r) => String(r.id));
+    for (let i = 0; i <= claimed.length; i += group) {
+      const next = claimed.slice(i, i + group);
+      await c.query('BEGIN');
+      if (prev.length > 0) {
+        await c.query(
+          `UPDATE ${s}.recipients r SET status = 'sent', provider_message_id = u.pid, sent_at = $2, processed_at = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+           FROM unnest($1::bigint[], $3::text[]) AS u(id, pid) WHERE r.id = u.id`,
+          [prev, Date.now(), prev.map((id) => `wamid.${id}`)],
+        );
+        done += prev.length;
+      }
+      if (next.length > 0 && waRecord) {
+        await c.query(`DELETE FROM ${s}.write_aheads WHERE account_id = 'a1'`);
+        await c.query(`INSERT INTO ${s}.write_aheads (account_id, ids, started_at) VALUES ('a1', $1, $2)`, [next, Date.now()]);
+      } else if (next.length > 0) {
+        await c.query(
+          `UPDATE ${s}.recipients r SET status = 'sending', text = u.text, account_id = 'a1', attempts = 1, updated_at = $2
+           FROM unnest($1::bigint[], $3::text[]) AS u(id, text) WHERE r.id = u.id`,
+          [next, Date.now(), texts(next)],
+        );
+      }
+      await c.query('COMMIT');
+      prev = next;
+    }
+    if (claimed.length === 0) break;
+  }
+  return done / ((performance.now() - t0) / 1000);
+}
+
+async function writeOnce(c: pg.Client, s: string, group: number, waRow = false): Promise<number> {
+  await c.query(`CREATE TABLE ${s}.leases (id bigserial PRIMARY KEY, campaign_id text NOT NULL, lo integer NOT NULL, hi integer NOT NULL, owner text NOT NULL, expires_at bigint NOT NULL)`);
+  await c.query(`CREATE TABLE ${s}.write_aheads (id bigserial PRIMARY KEY, account_id text NOT NULL, ids bigint[] NOT NULL, started_at bigint NOT NULL)`);
+  let done = 0;
+  let after = 0;
+  let prev: { ids: string[]; wa: string } | null = null;
+  const t0 = performance.now();
+  for (;;) {
+    const now = Date.now();
+    await c.query('BEGIN');
+    const rows = (
+      await c.query(
+        `SELECT id, seq, phone, vars FROM ${s}.recipients WHERE campaign_id = 'c1' AND batch = 1 AND processed_at IS NULL AND status = 'pending' AND seq > $1 ORDER BY seq LIMIT 2000`,
+        [after],
+      )
+    ).rows;
+    if (rows.length > 0) {
+      await c.query(`INSERT INTO ${s}.leases (campaign_id, lo, hi, owner, expires_at) VALUES ('c1', $1, $2, 'w', $3)`, [rows[0].seq, rows[rows.length - 1].seq, now + 30_000]);
+      after = rows[rows.length - 1].seq;
+    }
+    await c.query('COMMIT');
+    const claimed = rows.map((r) => String(r.id));
+    for (let i = 0; i <= claimed.length; i += group) {
+      const next = claimed.slice(i, i + group);
+      await c.query('BEGIN');
+      if (prev) {
+        await c.query(
+          `UPDATE ${s}.recipients r SET status = 'sent', text = u.text, account_id = 'a1', attempts = 1, provider_message_id = u.pid, sent_at = $2, processed_at = $2, updated_at = $2
+           FROM unnest($1::bigint[], $3::text[], $4::text[]) AS u(id, pid, text) WHERE r.id = u.id`,
+          [prev.ids, Date.now(), prev.ids.map((id) => `wamid.${id}`), texts(prev.ids)],
+        );
+        if (prev.wa) await c.query(`DELETE FROM ${s}.write_aheads WHERE id = $1`, [prev.wa]);
+        done += prev.ids.length;
+      }
+      let wa = '';
+      if (next.length > 0 && waRow)
+        await c.query(
+          `UPDATE ${s}.recipients r SET status = 'sending', text = u.text, account_id = 'a1', attempts = 1, updated_at = $2
+           FROM unnest($1::bigint[], $3::text[]) AS u(id, text) WHERE r.id = u.id`,
+          [next, Date.now(), texts(next)],
+        );
+      else if (next.length > 0) wa = (await c.query(`INSERT INTO ${s}.write_aheads (account_id, ids, started_at) VALUES ('a1', $1, $2) RETURNING id`, [next, Date.now()])).rows[0].id;
+      await c.query('COMMIT');
+      prev = next.length > 0 ? { ids: next, wa } : null;
+    }
+    if (claimed.length === 0) break;
+  }
+  return done / ((performance.now() - t0) / 1000);
+}
+
+async function main() {
+  const n = arg('n', 100_000);
+  const group = arg('group', 200);
+  const server = await startPostgres();
+  try {
+    const url = await createDatabase(server.url, `floor_${process.pid}`);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    for (let round = 0; round < 2; round++) {
+      const raw = await rawBatch(c, 100_000);
+      await fresh(url, `f3_${round}`, n);
+      const three = await threeWrites(c, `f3_${round}`, group);
+      await fresh(url, `f1_${round}`, n);
+      const once = await writeOnce(c, `f1_${round}`, group);
+      await fresh(url, `fn_${round}`, n);
+      await c.query(`DROP INDEX fn_${round}.recipients_lease_idx`);
+      const noLeaseIdx = await threeWrites(c, `fn_${round}`, group);
+      await fresh(url, `fa_${round}`, n);
+      const rowClaimRecordAhead = await threeWrites(c, `fa_${round}`, group, true);
+      await fresh(url, `fb_${round}`, n);
+      const rangeClaimRowAhead = await writeOnce(c, `fb_${round}`, group, true);
+      const r = (x: number) => +(x / raw).toFixed(2);
+      console.log(JSON.stringify({ bench: 'pg.floor', round, group, rawBatch: Math.round(raw), threeWrites: r(three), writeOnce: r(once), rowClaimRecordAhead: r(rowClaimRecordAhead), rangeClaimRowAhead: r(rangeClaimRowAhead), threeNoLeaseIdx: r(noLeaseIdx) }));
+    }
+    await c.end();
+  } finally {
+    await server.stop();
+  }
+}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
