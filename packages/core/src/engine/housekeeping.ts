@@ -1,12 +1,14 @@
 import type { EngineContext } from '../context.js';
 import { isDailyCapped, sendWindowState } from '../domain/calendar.js';
 import { isUsable } from '../rules/accounts.js';
+import { applyStatusUpdates } from './inbound.js';
 import { recover } from './recovery.js';
 
 /**
  * Scheduled work of every worker, each poll: start campaigns whose time came, pause those whose send
- * window closed, resume those paused for a cause that ended, and settle sends in doubt. Returns the
- * campaigns it paused (their runners stop).
+ * window closed, resume those paused for a cause that ended, settle sends in doubt, and try the held
+ * receipts again (`holdsReceipt`: they apply once their sends' outcomes are recorded, even when no
+ * webhook follows). Returns the campaigns it paused (their runners stop).
  */
 export async function housekeeping(ctx: EngineContext, now: number): Promise<{ paused: string[] }> {
   const { store } = ctx;
@@ -26,6 +28,7 @@ export async function housekeeping(ctx: EngineContext, now: number): Promise<{ p
   }
   await resumeAutoPaused(ctx, now);
   await recover(ctx);
+  await applyStatusUpdates(ctx, []);
   return { paused };
 }
 

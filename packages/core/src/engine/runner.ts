@@ -3,7 +3,6 @@ import type { EngineContext } from '../context.js';
 import { ShutdownError } from '../errors.js';
 import { Dispatcher } from '../dispatch/dispatcher.js';
 import { housekeeping } from './housekeeping.js';
-import { applyStatusUpdates } from './inbound.js';
 import { recover } from './recovery.js';
 
 /** Run `fn`, reporting a failure instead of throwing it (background work never stops the loop). */
@@ -15,10 +14,7 @@ export async function safely(ctx: EngineContext, context: string, fn: () => Prom
   }
 }
 
-/**
- * Extend `owner`'s leases every third of a lease until `signal` aborts, and try the held receipts
- * again (`holdsReceipt`: they apply once their sends' outcomes are recorded, even when no webhook follows).
- */
+/** Extend `owner`'s leases every third of a lease until `signal` aborts. */
 export async function heartbeat(ctx: EngineContext, owner: string, signal: AbortSignal): Promise<void> {
   const every = Math.max(250, Math.floor(ctx.options.leaseMs / 3));
   while (!signal.aborted) {
@@ -28,7 +24,6 @@ export async function heartbeat(ctx: EngineContext, owner: string, signal: Abort
       return;
     }
     await safely(ctx, 'heartbeat', () => ctx.store.heartbeat(owner, ctx.clock.now(), ctx.options.leaseMs));
-    await safely(ctx, 'held receipts', () => applyStatusUpdates(ctx, []));
   }
 }
 

@@ -28,7 +28,7 @@ export const deliveryTransition = (from: RecipientStatus, update: DeliveryUpdate
  * later), or before the row even knows the provider id the answer brought. Such a receipt is held,
  * not dropped: a row still `sending`, or no row at all, means "not yet". Every later
  * `applyStatusUpdates` call tries the held receipts again, oldest first, before its own, and the
- * engine calls it at least every third of a lease while it runs; a held receipt is dropped once it
+ * engine makes one at every poll and every step (housekeeping); a held receipt is dropped once it
  * applies, is ignored by its row, or is older than `HELD_RECEIPT_MS` (a receipt of a message sent by
  * something else never finds a row).
  */
