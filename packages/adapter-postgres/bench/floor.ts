@@ -8,7 +8,9 @@
  * - `write-once`: a claim reads a range and writes one lease row; a group's write-ahead is one record
  *   (its ids); the outcome is the only per-row write; the record is deleted with the outcomes.
  *
- *   tsx bench/floor.ts [--n 100000] [--group 200]
+ * Both variants of each write, and a leaner table, are measured (VARIANTS), medians of `--rounds`.
+ *
+ *   tsx bench/floor.ts [--n 100000] [--group 200] [--rounds 3]
  */
 import pg from 'pg';
 import { createPostgresStore } from '../src/index.js';
@@ -148,29 +150,52 @@ async function writeOnce(c: pg.Client, s: string, group: number, waRow = false):
   return done / ((performance.now() - t0) / 1000);
 }
 
+/**
+ * The variants, each on a fresh import of `--n` rows: `claim` row (each row marked leased) or range
+ * (one lease row per claim), `ahead` row (each row marked sending) or record (one row per group),
+ * and `drop`: the recipients indexes removed first.
+ */
+const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 'record'; drop?: string[] }> = [
+  { name: 'today (row claim, row write-ahead)', claim: 'row', ahead: 'row' },
+  { name: 'row claim, record write-ahead', claim: 'row', ahead: 'record' },
+  { name: 'range claim, row write-ahead', claim: 'range', ahead: 'row' },
+  { name: 'write-once (range claim, record write-ahead)', claim: 'range', ahead: 'record' },
+  {
+    name: 'write-once, without the provider, processed, lease and in-flight indexes',
+    claim: 'range',
+    ahead: 'record',
+    drop: ['recipients_provider_idx', 'recipients_processed_idx', 'recipients_lease_idx', 'recipients_in_flight_idx'],
+  },
+];
+
+const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 async function main() {
   const n = arg('n', 100_000);
   const group = arg('group', 200);
+  const rounds = arg('rounds', 3);
   const server = await startPostgres();
   try {
     const url = await createDatabase(server.url, `floor_${process.pid}`);
     const c = new pg.Client({ connectionString: url });
     await c.connect();
-    for (let round = 0; round < 2; round++) {
-      const raw = await rawBatch(c, 100_000);
-      await fresh(url, `f3_${round}`, n);
-      const three = await threeWrites(c, `f3_${round}`, group);
-      await fresh(url, `f1_${round}`, n);
-      const once = await writeOnce(c, `f1_${round}`, group);
-      await fresh(url, `fn_${round}`, n);
-      await c.query(`DROP INDEX fn_${round}.recipients_lease_idx`);
-      const noLeaseIdx = await threeWrites(c, `fn_${round}`, group);
-      await fresh(url, `fa_${round}`, n);
-      const rowClaimRecordAhead = await threeWrites(c, `fa_${round}`, group, true);
-      await fresh(url, `fb_${round}`, n);
-      const rangeClaimRowAhead = await writeOnce(c, `fb_${round}`, group, true);
-      const r = (x: number) => +(x / raw).toFixed(2);
-      console.log(JSON.stringify({ bench: 'pg.floor', round, group, rawBatch: Math.round(raw), threeWrites: r(three), writeOnce: r(once), rowClaimRecordAhead: r(rowClaimRecordAhead), rangeClaimRowAhead: r(rangeClaimRowAhead), threeNoLeaseIdx: r(noLeaseIdx) }));
+    const raw: number[] = [];
+    const rates = VARIANTS.map(() => [] as number[]);
+    for (let round = 0; round < rounds; round++) {
+      raw.push(await rawBatch(c, 100_000));
+      for (const [i, v] of VARIANTS.entries()) {
+        const schema = `floor_${round}_${i}`;
+        await fresh(url, schema, n);
+        for (const index of v.drop ?? []) await c.query(`DROP INDEX ${schema}.${index}`);
+        rates[i]!.push(v.claim === 'row' ? await threeWrites(c, schema, group, v.ahead === 'record') : await writeOnce(c, schema, group, v.ahead === 'row'));
+        await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      }
+    }
+    const ref = median(raw);
+    console.log(JSON.stringify({ bench: 'pg.raw.batch', value: Math.round(ref), unit: 'rows/s', runs: raw.map(Math.round) }));
+    for (const [i, v] of VARIANTS.entries()) {
+      const value = median(rates[i]!);
+      console.log(JSON.stringify({ bench: 'pg.floor.grouped', variant: v.name, value: Math.round(value), unit: 'msg/s', vsRawBatch: Number((value / ref).toFixed(2)), runs: rates[i]!.map(Math.round), n, group }));
     }
     await c.end();
   } finally {
