@@ -176,3 +176,35 @@ describe('grouped checkpoints', () => {
     });
   }
 });
+
+describe('interval-paced accounts claim the next slice while they send', () => {
+  it('a slow claim overlaps the sends of the slice before it instead of adding to them', async () => {
+    // Claims cost 300 ms each; 100 sends of 10 ms make a slice of about a second. One after the
+    // other, ten slices take 10 s of sending plus 3 s of claims; overlapped, the claims after the
+    // first are hidden behind the sends.
+    const clock = new VirtualClock();
+    const memory = createMemoryStore();
+    let claims = 0;
+    const store = Object.assign(Object.create(memory) as typeof memory, {
+      claimRecipients: async (input: Parameters<typeof memory.claimRecipients>[0]) => {
+        claims++;
+        const rows = await memory.claimRecipients(input);
+        await clock.sleep(300);
+        return rows;
+      },
+    });
+    const r = rig({ store, clock, sim: { latencyMs: { min: 10, max: 10 } }, engine: { claimSize: 100, checkpoints: { groupSize: 10 } } });
+    const c = await campaignWith(r.engine, 1_000, { batchSize: 1_000 });
+    await r.engine.start(c.id);
+    const started = clock.now();
+    await runUntil(r, 'campaign:completed');
+    const sends = r.sims.a1!.sends;
+    expect(sends).toHaveLength(1_000);
+    expect(duplicateSends([r.sims.a1!])).toEqual([]);
+    expect(claims).toBeGreaterThanOrEqual(10);
+    // 10 s of sends, the first claim, and a tail; 13 s and more when each claim waited for the slice before it.
+    expect(sends.at(-1)!.at - started).toBeLessThan(11_000);
+    const { counters, counted } = await expectCountersMatchRows(r.store, c.id);
+    expect(counters).toEqual(counted);
+  });
+});

@@ -15,7 +15,7 @@ export type { TickResult } from './batches.js';
 export type { TickLimits } from './sender.js';
 
 /**
- * How long one tick keeps claiming the next slice for rate-paced accounts at most (see
+ * How long one tick keeps claiming the next slice at most (see
  * `Dispatcher.refill`). A tick's end empties the accounts' windows for a round trip (its sends are
  * answered and recorded before the next tick claims), so it is long; what the next tick would read
  * afresh ends it sooner.
@@ -75,16 +75,18 @@ export class Dispatcher {
     if (screened.sendable.length === 0) return { kind: 'progressed', processed: claimed.length, batchFinished: false };
     const queue = new RecipientQueue(screened.sendable, screened.sticky);
     const screenedOut = { n: claimed.length - screened.sendable.length };
-    if (pacings.some(isRatePaced)) queue.refillWith(this.refill(campaign, local, queue, limit, limits, screenedOut), Math.ceil(limit / 2));
+    queue.refillWith(this.refill(campaign, local, queue, limit, limits, screenedOut), Math.ceil(limit / 2));
     const result = await this.send(campaign, queue, local, limits);
     if (result.kind === 'progressed') result.processed += screenedOut.n;
     return result;
   }
 
   /**
-   * The next slice of the batch, claimed and screened while rate-paced accounts send the last one, so
-   * their windows stay full across slices (a tick that waited for every answer before claiming again
-   * would leave the window empty for a round trip per slice). False once the tick must take no more:
+   * The next slice of the batch, claimed and screened while the accounts send the last one, so that
+   * no account waits for a claim between slices: a rate-paced account's window stays full (a tick
+   * that waited for every answer before claiming again would leave it empty for a round trip per
+   * slice), and an interval-paced one without a gap to hide it behind does not pay each claim on top
+   * of its sends. False once the tick must take no more:
    * the batch ran dry, the tick stopped, one of the campaign's accounts that could not send here when
    * the tick began can now (the next tick takes it in), or it has claimed for `REFILL_FOR_MS`. A
    * campaign found no longer running (paused or cancelled by another process) also halts the queue:

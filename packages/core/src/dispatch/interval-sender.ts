@@ -19,11 +19,23 @@ export class IntervalSender extends AccountSender {
 
   protected async schedule(): Promise<void> {
     const { clock } = this.d.ctx;
-    while (!this.stop && this.queue.size > 0 && !this.limits.signal.aborted) {
+    for (;;) {
+      if (this.stop || this.limits.signal.aborted) break;
+      // The next slice is claimed while this one is sent (see Dispatcher.refill).
+      const claiming = this.queue.topUp(this.group);
+      if (this.queue.size === 0) {
+        if (!claiming) break;
+        await claiming;
+        continue;
+      }
       const recipients = this.queue.take(this.account.id, this.group, clock.now());
       if (recipients.length === 0) {
         const ready = this.queue.nextReady(this.account.id);
-        if (ready === null) break;
+        if (ready === null) {
+          if (!claiming) break;
+          await claiming;
+          continue;
+        }
         // Before waiting: nothing of ours may hold the account's window meanwhile.
         await this.flush();
         if (!(await this.waitUntil(ready, false))) break;

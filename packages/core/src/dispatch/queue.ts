@@ -13,7 +13,7 @@ interface Entry {
  * ready recipient that is not pinned to another account (sticky senders), so faster accounts take
  * more (round robin weighted by readiness). Retries come back to the front with a `notBefore`.
  * Taken entries leave holes that `head` skips, so taking from the front costs O(1), not a shift.
- * For rate-paced accounts the queue is refilled while they send (`refillWith`, `topUp`).
+ * The queue is refilled while the accounts send (`refillWith`, `topUp`).
  */
 export class RecipientQueue {
   private entries: Array<Entry | null>;
