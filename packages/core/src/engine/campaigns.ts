@@ -96,8 +96,8 @@ async function transition(ctx: EngineContext, campaign: Campaign, to: CampaignSt
   return updated;
 }
 
-/** How many pending recipients are read per page while looking for one that renders. */
-const COVERAGE_PAGE = 1_000;
+/** How many pending recipients are read per page while looking for one that renders: few first (the first usually does). */
+const COVERAGE_PAGES = [20, 1_000];
 
 /**
  * A template variable without a default that no recipient has would skip every recipient as
@@ -111,14 +111,15 @@ async function assertSomeoneRenders(ctx: EngineContext, campaign: Campaign): Pro
   const missing = new Set<string>();
   let afterSeq = 0;
   for (;;) {
-    const page = await ctx.store.listRecipients(campaign.id, { status: ['pending'], afterSeq, limit: COVERAGE_PAGE });
+    const limit = afterSeq === 0 ? COVERAGE_PAGES[0]! : COVERAGE_PAGES[1]!;
+    const page = await ctx.store.listRecipients(campaign.id, { status: ['pending'], afterSeq, limit });
     for (const r of page) {
       const needs = required.get(pickTemplate(campaign.templates, `${campaign.id}:${r.phone}`))!;
       const lacks = needs.filter((name) => !Object.hasOwn(r.vars, name) || r.vars[name] === '');
       if (lacks.length === 0) return;
       for (const name of lacks) missing.add(name);
     }
-    if (page.length < COVERAGE_PAGE) break;
+    if (page.length < limit) break;
     afterSeq = page[page.length - 1]!.seq;
   }
   if (missing.size === 0) return; // nothing pending: nothing would be skipped
