@@ -16,31 +16,7 @@ import pg from 'pg';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
 import { arg, audience } from './audience.js';
-
-async function rawBatch(c: pg.Client, rows: number): Promise<number> {
-  await c.query(
-    'DROP TABLE IF EXISTS raw_jobs; CREATE TABLE raw_jobs (id bigint PRIMARY KEY, status text NOT NULL, at bigint); CREATE INDEX ON raw_jobs (id) WHERE status = $$pending$$',
-  );
-  await c.query(`INSERT INTO raw_jobs SELECT g, 'pending', NULL FROM generate_series(1, ${rows}) g`);
-  await c.query('VACUUM ANALYZE raw_jobs');
-  let last = 0;
-  let done = 0;
-  const t0 = performance.now();
-  for (;;) {
-    await c.query('BEGIN');
-    const claimed = await c.query(`SELECT id FROM raw_jobs WHERE status = 'pending' AND id > $1 ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED`, [last]);
-    if (claimed.rows.length === 0) {
-      await c.query('COMMIT');
-      break;
-    }
-    const ids = claimed.rows.map((r) => r.id);
-    await c.query(`UPDATE raw_jobs j SET status = 'sent', at = u.at FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at) WHERE j.id = u.id`, [ids, ids.map(() => Date.now())]);
-    await c.query('COMMIT');
-    done += ids.length;
-    last = Number(ids[ids.length - 1]);
-  }
-  return done / ((performance.now() - t0) / 1000);
-}
+import { rawBatch } from './raw.js';
 
 async function fresh(url: string, schema: string, n: number): Promise<void> {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
@@ -182,7 +158,7 @@ async function main() {
     const raw: number[] = [];
     const rates = VARIANTS.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
-      raw.push(await rawBatch(c, 100_000));
+      raw.push(await rawBatch(url, 100_000));
       for (const [i, v] of VARIANTS.entries()) {
         const schema = `floor_${round}_${i}`;
         await fresh(url, schema, n);
