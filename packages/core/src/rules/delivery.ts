@@ -26,11 +26,12 @@ export const deliveryTransition = (from: RecipientStatus, update: DeliveryUpdate
  * A receipt can arrive before its send's outcome is recorded: a fast provider's `delivered` while the
  * row is still `sending` (outcomes ride with the next checkpoint, up to `checkpoints.maxDelayMs`
  * later), or before the row even knows the provider id the answer brought. Such a receipt is held,
- * not dropped: a row still `sending`, or no row at all, means "not yet". Every later
- * `applyStatusUpdates` call tries the held receipts again, oldest first, before its own, and the
- * engine makes one at every poll and every step (housekeeping); a held receipt is dropped once it
- * applies, is ignored by its row, or is older than `HELD_RECEIPT_MS` (a receipt of a message sent by
- * something else never finds a row).
+ * not dropped: a row still `sending`, or no row at all, means "not yet". An `applyStatusUpdates`
+ * call with no updates tries the held receipts again, oldest first; the engine makes one at every poll
+ * and every step (housekeeping). A held receipt is dropped once it applies, is ignored by its row, or
+ * is older than `HELD_RECEIPT_MS`. Webhook calls do not retry them: a number that also sends outside
+ * the campaigns (a support chat on the same Evolution instance) brings receipts that never find a
+ * row, and each webhook would pay for all of them.
  */
 export const holdsReceipt = (row: RecipientStatus | null): boolean => row === null || row === 'sending';
 

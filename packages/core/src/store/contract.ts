@@ -116,8 +116,8 @@ export interface StateStore {
    * idempotency key `campaignId:phone` the receipt carries). Monotonic: sent < delivered < read; `failed`
    * only before delivered; a repeated or late update changes nothing (`DELIVERY_TRANSITIONS`). A
    * receipt settles an `unknown` row forward. One that finds no row, or a `sending` one (its outcome
-   * not recorded yet), is held for `HELD_RECEIPT_MS` and tried again, oldest first, at the start of
-   * every later call, `updates` empty included (`holdsReceipt`). Counters follow.
+   * not recorded yet), is held for `HELD_RECEIPT_MS`; a call with no `updates` tries the held ones
+   * again, oldest first (`holdsReceipt`). Counters follow.
    */
   applyStatusUpdates(updates: StatusUpdate[], now: number): Promise<StatusUpdateResult>;
 
@@ -358,7 +358,7 @@ export interface StatusUpdateResult {
   unmatched: number;
   /**
    * Receipts of this call kept to be tried again (no row yet, or the row still `sending`: see
-   * `holdsReceipt`). Receipts held by earlier calls that apply in this one count in `applied` and `changed`.
+   * `holdsReceipt`). Held receipts that apply in a call with no updates count in its `applied` and `changed`.
    */
   held: number;
   /** The recipients that changed, for events. */

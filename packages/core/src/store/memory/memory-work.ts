@@ -192,13 +192,16 @@ export function settleInDoubt(t: MemoryTables, settlements: InDoubtSettlement[],
 
 export function applyStatusUpdates(t: MemoryTables, updates: StatusUpdate[], now: number): StatusUpdateResult {
   const result: StatusUpdateResult = { applied: 0, ignored: 0, unmatched: 0, held: 0, changed: [] };
-  // Held receipts first, oldest first: still held, or done (applied, or ignored by their row).
-  const earlier = t.held.filter((h) => h.heldAt > now - HELD_RECEIPT_MS);
-  t.held = [];
-  for (const h of earlier) {
-    const outcome = applyReceipt(t, h.update, now, result);
-    if (outcome === 'held') t.held.push(h);
-    else if (outcome === 'applied') result.applied++;
+  t.held = t.held.filter((h) => h.heldAt > now - HELD_RECEIPT_MS);
+  if (updates.length === 0) {
+    // The held receipts, oldest first: still held, or done (applied, or ignored by their row).
+    const earlier = t.held;
+    t.held = [];
+    for (const h of earlier) {
+      const outcome = applyReceipt(t, h.update, now, result);
+      if (outcome === 'held') t.held.push(h);
+      else if (outcome === 'applied') result.applied++;
+    }
   }
   for (const u of updates) {
     const outcome = applyReceipt(t, u, now, result);

@@ -690,7 +690,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/apply_status_updates.sql
-SELECT pg_temp.disparo_function('apply_status_updates', 'd8faf1be0ce660c7fe912f3622342d43', $disparo_sql$
+SELECT pg_temp.disparo_function('apply_status_updates', '155541926f6880cbf84d79aae5358a63', $disparo_sql$
 -- StateStore.applyStatusUpdates: provider receipts, `p_updates` an array of `StatusUpdate`
 -- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error", "idempotencyKey"}),
 -- applied in order (a repeat inside one call is a repeat), after the receipts held by earlier calls
@@ -699,10 +699,11 @@ SELECT pg_temp.disparo_function('apply_status_updates', 'd8faf1be0ce660c7fe912f3
 -- unknown) then learns the provider id. What a receipt does is core's DELIVERY_TRANSITIONS: forward
 -- only (sent < delivered < read), failed only before delivered, an unknown row settled forward by any
 -- receipt. One that finds no row, or a `sending` row (its outcome not recorded yet), is held in
--- `held_receipts` (core's holdsReceipt) and tried again by every later call until it applies, its row
--- ignores it, or it is older than `p_held_ms` (core's HELD_RECEIPT_MS). Returns
--- {"applied", "ignored", "unmatched", "held", "changed": [{"recipientId", "campaignId", "from", "to"}]};
--- the counts but `applied` are of `p_updates` alone.
+-- `held_receipts` (core's holdsReceipt) until it applies, its row ignores it, or it is older than
+-- `p_held_ms` (core's HELD_RECEIPT_MS). A call with no updates (the engine's housekeeping) tries again
+-- the held receipts whose row can now take them, oldest first: found by the provider index, so
+-- receipts that never find a row (messages sent outside the campaigns) cost an index probe each.
+-- Returns {"applied", "ignored", "unmatched", "held", "changed": [{"recipientId", "campaignId", "from", "to"}]}.
 CREATE OR REPLACE FUNCTION "disparo".apply_status_updates(p_updates jsonb, p_now bigint, p_held_ms bigint DEFAULT 600000)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -724,10 +725,21 @@ DECLARE
   v_found boolean;
 BEGIN
   DELETE FROM "disparo".held_receipts WHERE held_at <= p_now - p_held_ms;
-  -- The held receipts this call tries (one taken by a concurrent call is left to it), then the rows,
-  -- in key order, so two calls with the same ids in another order never deadlock.
-  SELECT coalesce(array_agg(h.id ORDER BY h.id), '{}') INTO v_retry
-    FROM (SELECT h.id FROM "disparo".held_receipts h ORDER BY h.id FOR UPDATE SKIP LOCKED) h;
+  -- The held receipts this call tries (a call with no updates: those whose row, by provider id or by
+  -- key, is no longer `sending`; one taken by a concurrent call is left to it), then the rows, in key
+  -- order, so two calls with the same ids in another order never deadlock.
+  IF coalesce(jsonb_array_length(p_updates), 0) = 0 THEN
+    SELECT coalesce(array_agg(h.id ORDER BY h.id), '{}') INTO v_retry
+      FROM (SELECT h.id FROM "disparo".held_receipts h
+            WHERE EXISTS (SELECT 1 FROM "disparo".recipients r WHERE r.provider_message_id = h.provider_message_id AND r.status <> 'sending')
+               OR (h.idempotency_key LIKE '%:%' AND EXISTS (SELECT 1 FROM "disparo".recipients r
+                     WHERE r.phone = substring(h.idempotency_key from '[^:]*$')
+                       AND r.campaign_id = left(h.idempotency_key, length(h.idempotency_key) - length(substring(h.idempotency_key from '[^:]*$')) - 1)
+                       AND r.status <> 'sending'))
+            ORDER BY h.id FOR UPDATE SKIP LOCKED) h;
+  ELSE
+    v_retry := '{}';
+  END IF;
   PERFORM 1 FROM "disparo".recipients r
     WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e)
       || ARRAY(SELECT h.provider_message_id FROM "disparo".held_receipts h WHERE h.id = ANY (v_retry)))
