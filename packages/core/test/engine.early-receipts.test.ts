@@ -20,7 +20,7 @@ describe('receipts that come before their send is recorded', () => {
     const events: string[] = [];
     r.engine.on('message:status', (e) => events.push(`${e.from}->${e.to}`));
     await r.engine.start(c.id);
-    // The last receipts are applied by the next call: the engine's own, at its next poll.
+    // Held receipts are applied by the engine's own call at each poll (webhook calls leave them).
     await runUntil(r, 'message:status', () => events.length === 30, HELD_RECEIPT_MS);
     expect((await r.engine.getCampaign(c.id))?.status).toBe('completed');
     const rows = await r.store.listRecipients(c.id);
