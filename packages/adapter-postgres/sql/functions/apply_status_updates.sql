@@ -31,7 +31,9 @@ DECLARE
   v_retry bigint[];
   v_found boolean;
 BEGIN
-  DELETE FROM :DISPARO_SCHEMA.held_receipts WHERE held_at <= p_now - p_held_ms;
+  -- Expired ones go (one a concurrent call holds is left to it: no call waits on another here).
+  DELETE FROM :DISPARO_SCHEMA.held_receipts WHERE id IN (
+    SELECT h.id FROM :DISPARO_SCHEMA.held_receipts h WHERE h.held_at <= p_now - p_held_ms FOR UPDATE SKIP LOCKED);
   -- The held receipts this call tries (a call with no updates: those whose row, by provider id or by
   -- key, is no longer `sending`; one taken by a concurrent call is left to it), then the rows, in key
   -- order, so two calls with the same ids in another order never deadlock.

@@ -690,7 +690,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/apply_status_updates.sql
-SELECT pg_temp.disparo_function('apply_status_updates', '155541926f6880cbf84d79aae5358a63', $disparo_sql$
+SELECT pg_temp.disparo_function('apply_status_updates', 'cb1f6264114c6bfaf4c027604c9f00d9', $disparo_sql$
 -- StateStore.applyStatusUpdates: provider receipts, `p_updates` an array of `StatusUpdate`
 -- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error", "idempotencyKey"}),
 -- applied in order (a repeat inside one call is a repeat), after the receipts held by earlier calls
@@ -724,7 +724,9 @@ DECLARE
   v_retry bigint[];
   v_found boolean;
 BEGIN
-  DELETE FROM "disparo".held_receipts WHERE held_at <= p_now - p_held_ms;
+  -- Expired ones go (one a concurrent call holds is left to it: no call waits on another here).
+  DELETE FROM "disparo".held_receipts WHERE id IN (
+    SELECT h.id FROM "disparo".held_receipts h WHERE h.held_at <= p_now - p_held_ms FOR UPDATE SKIP LOCKED);
   -- The held receipts this call tries (a call with no updates: those whose row, by provider id or by
   -- key, is no longer `sending`; one taken by a concurrent call is left to it), then the rows, in key
   -- order, so two calls with the same ids in another order never deadlock.
