@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Recipient } from '../../domain/types.js';
+import { seededRandom } from '../../random.js';
 import type { StateStore } from '../../store/contract.js';
 import type { Suite } from './harness.js';
 import { LEASE_MS, T0, newCampaign, people, seqs } from './harness.js';
@@ -36,6 +37,53 @@ export function concurrencyCases(s: Suite): void {
       got.forEach((mine, i) => {
         for (const r of mine) expect(rows.find((x) => x.id === r.id)!.leaseOwner).toBe(`w${i}`);
       });
+      await consistent();
+    });
+
+    it('peers claiming, letting leases expire, beating, handing back and writing ahead at once: no deadlock, no attempt written ahead twice, counters equal rows', async () => {
+      await seed({ n: 300, batchSize: 300 });
+      const workers = await share(4);
+      const grants = new Map<string, string[]>();
+      let granted = 0;
+      let handedBack = 0;
+      await Promise.all(
+        workers.map(async (peer, i) => {
+          const rng = seededRandom(100 + i);
+          const owner = `w${i}`;
+          let backlog: Recipient[] = [];
+          for (let round = 0; round < 40; round++) {
+            // Each peer's clock: a lease lasts about three rounds unless a heartbeat extends it.
+            const now = T0 + round * Math.floor(LEASE_MS / 3) + i;
+            const claimed = await peer.claimRecipients({ campaignId: 'c1', batch: 1, owner, limit: 1 + Math.floor(rng() * 15), now, leaseMs: LEASE_MS });
+            backlog = [...backlog.filter((x) => !claimed.some((c) => c.id === x.id)), ...claimed];
+            // Rows claimed rounds ago too: their leases may have expired and gone to another peer.
+            const due = backlog.filter(() => rng() < 0.5);
+            backlog = backlog.filter((x) => !due.includes(x));
+            const back: string[] = [];
+            for (const r of due) {
+              const roll = rng();
+              if (roll < 0.2) back.push(r.id);
+              if (roll < 0.6) continue;
+              const attempt = r.attempts + 1;
+              const res = await peer.checkpoint({ owner, now, leaseMs: LEASE_MS, writeAhead: { accountId: 'a1', maxInFlight: 100_000, items: [{ recipientId: r.id, campaignId: 'c1', text: 'x', attempt, gapMs: 0, leadMs: 0 }] } });
+              if (!res.grants[0]!.granted) continue;
+              granted++;
+              const key = `${r.id}:${attempt}`;
+              grants.set(key, [...(grants.get(key) ?? []), owner]);
+              // Sent, or handed back for anyone to try again (a later attempt).
+              const status = rng() < 0.5 ? 'sent' : 'pending';
+              if (status === 'pending') handedBack++;
+              await peer.checkpoint({ owner, now, leaseMs: LEASE_MS, outcomes: [out(r, status, { attempts: attempt, at: now, ...(status === 'sent' ? { providerMessageId: `p-${key}` } : {}) })] });
+            }
+            if (back.length > 0) await peer.release(owner, back);
+            if (rng() < 0.3) await peer.heartbeat(owner, now, LEASE_MS);
+          }
+        }),
+      );
+      const twice = [...grants].filter(([, owners]) => owners.length > 1);
+      expect(twice, 'an attempt written ahead by two owners').toEqual([]);
+      expect(granted).toBeGreaterThan(100);
+      expect(handedBack).toBeGreaterThan(20);
       await consistent();
     });
 
