@@ -17,11 +17,11 @@ const variants: Record<string, string[]> = {
   pk: ['pk'],
   'pk+phone': ['pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)'],
   'pk+phone+seq': ['pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)'],
-  all: ['pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', 'CREATE INDEX ON t (campaign_id, batch, seq) WHERE processed_at IS NULL'],
-  'all,campaign-first': ['pk', 'CREATE UNIQUE INDEX ON t (campaign_id, phone)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', 'CREATE INDEX ON t (campaign_id, batch, seq) WHERE processed_at IS NULL'],
-  'all,no-seq-idx': ['pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE INDEX ON t (campaign_id, batch, seq) WHERE processed_at IS NULL'],
-  'all,int-campaign': ['int', 'pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', 'CREATE INDEX ON t (campaign_id, batch, seq) WHERE processed_at IS NULL'],
-  'all,shuffled': ['shuffle', 'pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', 'CREATE INDEX ON t (campaign_id, batch, seq) WHERE processed_at IS NULL'],
+  all: ['pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', "CREATE INDEX ON t (campaign_id, batch, seq) WHERE status = 'pending'"],
+  'all,campaign-first': ['pk', 'CREATE UNIQUE INDEX ON t (campaign_id, phone)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', "CREATE INDEX ON t (campaign_id, batch, seq) WHERE status = 'pending'"],
+  'all,no-seq-idx': ['pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', "CREATE INDEX ON t (campaign_id, batch, seq) WHERE status = 'pending'"],
+  'all,int-campaign': ['int', 'pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', "CREATE INDEX ON t (campaign_id, batch, seq) WHERE status = 'pending'"],
+  'all,shuffled': ['shuffle', 'pk', 'CREATE UNIQUE INDEX ON t (phone, campaign_id)', 'CREATE UNIQUE INDEX ON t (campaign_id, seq)', "CREATE INDEX ON t (campaign_id, batch, seq) WHERE status = 'pending'"],
 };
 
 async function run(url: string, n: number, name: string, parts: string[]) {

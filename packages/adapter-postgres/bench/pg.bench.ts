@@ -70,7 +70,7 @@ async function rawCopy(url: string, n: number, indexed: boolean): Promise<number
       ? `DROP TABLE IF EXISTS raw_copy; CREATE TABLE raw_copy (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, campaign_id text NOT NULL,
            seq integer NOT NULL, batch integer NOT NULL, phone text NOT NULL, vars jsonb NOT NULL, status text NOT NULL, processed_at bigint);
          CREATE UNIQUE INDEX ON raw_copy (phone, campaign_id); CREATE UNIQUE INDEX ON raw_copy (campaign_id, seq);
-         CREATE INDEX ON raw_copy (campaign_id, batch, seq) WHERE processed_at IS NULL`
+         CREATE INDEX ON raw_copy (campaign_id, batch, seq) WHERE status = 'pending'`
       : 'DROP TABLE IF EXISTS raw_copy; CREATE TABLE raw_copy (ord integer NOT NULL, phone text NOT NULL, vars jsonb NOT NULL)',
   );
   function* lines() {

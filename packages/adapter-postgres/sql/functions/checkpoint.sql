@@ -78,7 +78,7 @@ BEGIN
         IF t IS NOT NULL THEN
           t_id := :DISPARO_SCHEMA._row_id(t ->> 'recipientId');
           IF t_id < :DISPARO_SCHEMA._row_id(s ->> 'recipientId') THEN
-            PERFORM 1 FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = t_id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
+            PERFORM 1 FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = t_id AND (rc.lease_owner = p_owner OR rc.lease_expires_at IS NULL) AND rc.status IN ('pending', 'sending') FOR UPDATE;
           END IF;
         END IF;
         -- outcomeApplies: the row open and leased by p_owner. One statement locks it (the subquery: the
@@ -92,14 +92,15 @@ BEGIN
           last_error = CASE WHEN s ? 'error' THEN s ->> 'error' ELSE rc.last_error END,
           -- A retry by the same owner follows (often in this very call): keep the row, renewed like a heartbeat.
           lease_owner = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_owner END,
-          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms END,
+          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms
+                                  WHEN s_status = 'pending' THEN 0 END,
           status = s_status,
           skip_reason = CASE WHEN s_status = 'pending' THEN rc.skip_reason WHEN s_status = 'skipped' THEN s ->> 'skipReason' END,
           sent_at = CASE WHEN s_status = 'sent' THEN (s ->> 'at')::bigint ELSE rc.sent_at END,
           processed_at = CASE WHEN s_status = 'pending' THEN rc.processed_at ELSE (s ->> 'at')::bigint END
         FROM (SELECT r.id, r.status, r.account_id FROM :DISPARO_SCHEMA.recipients r
               WHERE r.id = :DISPARO_SCHEMA._row_id(s ->> 'recipientId') AND r.campaign_id = s ->> 'campaignId'
-                AND r.lease_owner = p_owner AND r.status IN ('pending', 'sending') FOR UPDATE) x
+                AND r.status IN ('pending', 'sending') AND (SELECT w.lease_owner FROM :DISPARO_SCHEMA._with_lease(r) w) = p_owner FOR UPDATE) x
         WHERE rc.id = x.id
         RETURNING true, x.status, rc.campaign_id, rc.batch,
           CASE WHEN s ->> 'accountId' IS NULL THEN x.account_id ELSE nullif(s ->> 'accountId', '') END
@@ -167,7 +168,7 @@ BEGIN
             lease_owner = p_owner,
             lease_expires_at = p_now + p_lease_ms,
             updated_at = p_now
-          WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status = 'pending'
+          WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.status = 'pending' AND (SELECT w.lease_owner FROM :DISPARO_SCHEMA._with_lease(rc) w) = p_owner
           RETURNING rc.campaign_id, rc.batch INTO t_campaign, t_batch;
         END IF;
         IF t_batch IS NULL THEN
@@ -175,7 +176,7 @@ BEGIN
           -- (granted again, without a slot), lost (anyone else's, gone, or past this attempt), or
           -- leased and refused.
           SELECT rc.status, rc.attempts, rc.lease_expires_at INTO t_status, t_attempts, t_expires FROM :DISPARO_SCHEMA.recipients rc
-            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
+            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.status IN ('pending', 'sending') AND (SELECT w.lease_owner FROM :DISPARO_SCHEMA._with_lease(rc) w) = p_owner FOR UPDATE;
           t_kind := CASE WHEN t_status = 'pending' THEN 1
                          WHEN t_status = 'sending' AND t_attempts = (t ->> 'attempt')::integer AND t_expires > p_now THEN 2
                          ELSE 0 END;
@@ -321,7 +322,7 @@ BEGIN
     -- the lease index found every row of the owner's claim, 500, to lock one.)
     PERFORM 1 FROM (SELECT DISTINCT k.id FROM unnest(coalesce(o_id, '{}') || coalesce(w_id, '{}')) k(id) ORDER BY k.id) k
       CROSS JOIN LATERAL (SELECT 1 FROM :DISPARO_SCHEMA.recipients rc
-                          WHERE rc.id = k.id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE) x;
+                          WHERE rc.id = k.id AND (rc.lease_owner = p_owner OR rc.lease_expires_at IS NULL) AND rc.status IN ('pending', 'sending') FOR UPDATE) x;
 
     -- Outcomes in order: all at once, or one at a time when a recipient has two.
     v_one := CASE WHEN v_twice THEN 1 END;
@@ -331,7 +332,8 @@ BEGIN
         FROM unnest(o_id, o_campaign, o_status, o_keep, o_attempts, o_at, o_account, o_pid, o_error, o_has_error, o_skip, o_effect, o_next)
           WITH ORDINALITY AS o(id, campaign_id, status, keep, attempts, at, account_id, pid, error, has_error, skip, effect, next, i)
         JOIN LATERAL (SELECT rc.status, rc.batch, rc.account_id FROM :DISPARO_SCHEMA.recipients rc
-                      WHERE rc.id = o.id AND rc.campaign_id = o.campaign_id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') OFFSET 0) x ON true
+                      WHERE rc.id = o.id AND rc.campaign_id = o.campaign_id AND rc.status IN ('pending', 'sending')
+                        AND (SELECT w.lease_owner FROM :DISPARO_SCHEMA._with_lease(rc) w) = p_owner OFFSET 0) x ON true
         WHERE v_one IS NULL OR o.i = v_one
       ), u AS (
         UPDATE :DISPARO_SCHEMA.recipients rc SET
@@ -341,7 +343,7 @@ BEGIN
           provider_message_id = CASE WHEN o.pid <> '' THEN o.pid ELSE rc.provider_message_id END,
           last_error = CASE WHEN o.has_error THEN o.error ELSE rc.last_error END,
           lease_owner = CASE WHEN o.status = 'pending' AND o.keep THEN p_owner END,
-          lease_expires_at = CASE WHEN o.status = 'pending' AND o.keep THEN p_now + p_lease_ms END,
+          lease_expires_at = CASE WHEN o.status = 'pending' AND o.keep THEN p_now + p_lease_ms WHEN o.status = 'pending' THEN 0 END,
           status = o.status,
           skip_reason = CASE WHEN o.status = 'pending' THEN rc.skip_reason WHEN o.status = 'skipped' THEN o.skip END,
           sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE rc.sent_at END,
@@ -445,7 +447,7 @@ BEGIN
           count(*) FILTER (WHERE k.kind = 1) OVER (ORDER BY w.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS e,
           coalesce(sum(w.lead + w.gap) FILTER (WHERE k.kind = 1) OVER (ORDER BY w.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
         FROM unnest(w_id, w_campaign, w_attempt, w_gap, w_lead) WITH ORDINALITY AS w(id, campaign_id, attempt, gap, lead, i)
-        LEFT JOIN LATERAL (SELECT rc.campaign_id, rc.lease_owner, rc.status, rc.attempts, rc.lease_expires_at
+        LEFT JOIN LATERAL (SELECT rc.campaign_id, (SELECT h.lease_owner FROM :DISPARO_SCHEMA._with_lease(rc) h) AS lease_owner, rc.status, rc.attempts, rc.lease_expires_at
                              FROM :DISPARO_SCHEMA.recipients rc WHERE rc.id = w.id OFFSET 0) x ON true
         CROSS JOIN LATERAL (SELECT CASE
                 WHEN x.campaign_id IS DISTINCT FROM w.campaign_id OR x.lease_owner IS DISTINCT FROM p_owner THEN 0

@@ -3,7 +3,7 @@
 CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.get_recipient_by_provider_id(p_provider_message_id text)
 RETURNS SETOF :DISPARO_SCHEMA.recipients
 LANGUAGE sql STABLE AS $$
-  SELECT r.* FROM :DISPARO_SCHEMA.recipients r
+  SELECT w.* FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._with_lease(r) w
   WHERE r.provider_message_id = p_provider_message_id
   ORDER BY r.updated_at DESC, r.id DESC
   LIMIT 1

@@ -1,14 +1,32 @@
--- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease.
--- SKIP LOCKED: a row another statement of this owner holds (its checkpoint) is skipped, not waited
--- for; waiting, in whatever order the scan meets rows, could deadlock with that checkpoint.
+-- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease:
+-- its ranges (000005_range_leases.sql) and the rows leased on the row. Returns how many rows that
+-- extends. A range that no longer covers a row it leases (each one done, written ahead, or handed
+-- back) is dropped instead, so ranges do not pile up behind a long campaign.
+-- A heartbeat never waits (SKIP LOCKED). A range a claim holds is expired and being taken over (see
+-- claim_recipients), or one the owner's own release is dropping. A row another statement of this owner
+-- holds (its checkpoint) is skipped, not waited for; waiting, in whatever order the scan meets rows,
+-- could deadlock with that checkpoint.
 CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.heartbeat(p_owner text, p_now bigint, p_lease_ms bigint)
 RETURNS integer
 LANGUAGE sql AS $$
-  WITH l AS (
-    SELECT id FROM :DISPARO_SCHEMA.recipients WHERE lease_owner = p_owner FOR UPDATE SKIP LOCKED
+  WITH l AS MATERIALIZED (
+    SELECT l.id, (SELECT count(*) FROM :DISPARO_SCHEMA.recipients r
+                  WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
+                    AND r.processed_at IS NULL AND r.status = 'pending' AND r.lease_expires_at IS NULL)::integer AS n
+    FROM :DISPARO_SCHEMA.leases l WHERE l.owner = p_owner ORDER BY l.id FOR UPDATE SKIP LOCKED
+  ), gone AS (
+    DELETE FROM :DISPARO_SCHEMA.leases x USING l WHERE x.id = l.id AND l.n = 0
+  ), kept AS (
+    UPDATE :DISPARO_SCHEMA.leases x SET expires_at = p_now + p_lease_ms FROM l WHERE x.id = l.id AND l.n > 0 RETURNING l.n
+  ), own_pending AS (
+    SELECT id FROM :DISPARO_SCHEMA.recipients WHERE status = 'pending' AND lease_owner = p_owner FOR UPDATE SKIP LOCKED
+  ), own_sending AS (
+    -- (By the in-flight index, which holds every `sending` row: the lease index holds pending rows only.)
+    SELECT id FROM :DISPARO_SCHEMA.recipients WHERE status = 'sending' AND lease_owner = p_owner FOR UPDATE SKIP LOCKED
   ), u AS (
-    UPDATE :DISPARO_SCHEMA.recipients r SET lease_expires_at = p_now + p_lease_ms FROM l
-    WHERE r.id = l.id AND r.lease_owner = p_owner RETURNING 1
+    UPDATE :DISPARO_SCHEMA.recipients r SET lease_expires_at = p_now + p_lease_ms
+    FROM (SELECT id FROM own_pending UNION ALL SELECT id FROM own_sending) own
+    WHERE r.id = own.id AND r.lease_owner = p_owner RETURNING 1
   )
-  SELECT count(*)::integer FROM u
+  SELECT (coalesce((SELECT sum(kept.n) FROM kept), 0) + (SELECT count(*) FROM u))::integer
 $$;

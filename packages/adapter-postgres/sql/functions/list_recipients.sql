@@ -4,7 +4,7 @@ CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.list_recipients(p_campaign_id text, p
   p_after_seq integer DEFAULT NULL, p_limit integer DEFAULT NULL)
 RETURNS SETOF :DISPARO_SCHEMA.recipients
 LANGUAGE sql STABLE AS $$
-  SELECT r.* FROM :DISPARO_SCHEMA.recipients r
+  SELECT w.* FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._with_lease(r) w
   WHERE r.campaign_id = p_campaign_id AND r.seq > greatest(coalesce(p_after_seq, 0), 0)
     AND (p_statuses IS NULL OR r.status = ANY (ARRAY(SELECT jsonb_array_elements_text(p_statuses))))
   ORDER BY r.seq

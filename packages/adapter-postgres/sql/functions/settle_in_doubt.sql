@@ -37,7 +37,8 @@ BEGIN
     UPDATE :DISPARO_SCHEMA.recipients r SET
       status = s.status,
       lease_owner = NULL,
-      lease_expires_at = NULL,
+      -- Back to pending: the "not leased" mark, so no range over the row takes it (000005_range_leases.sql).
+      lease_expires_at = CASE WHEN s.status = 'pending' THEN 0 END,
       updated_at = p_now,
       provider_message_id = CASE WHEN s.status = 'sent' AND s.pid <> '' THEN s.pid ELSE r.provider_message_id END,
       sent_at = CASE WHEN s.status = 'sent' THEN coalesce(s.sent_at, p_now) ELSE r.sent_at END,

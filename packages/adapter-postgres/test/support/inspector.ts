@@ -29,7 +29,9 @@ export function inspector(db: Queryable, schema: string): StoreInspector & { que
       );
       return c ? toCampaign(c) : null;
     },
-    recipients: async (campaignId) => (await q(`SELECT * FROM ${s}.recipients WHERE campaign_id = $1 ORDER BY seq`, [campaignId])).map(toRecipient),
+    // Each row with the lease that holds it, by the store's own rule (ranges included: sql/functions/_with_lease.sql).
+    recipients: async (campaignId) =>
+      (await q(`SELECT w.* FROM ${s}.recipients r CROSS JOIN LATERAL ${s}._with_lease(r) w WHERE r.campaign_id = $1 ORDER BY r.seq`, [campaignId])).map(toRecipient),
     batches: async (campaignId) =>
       (
         await q(

@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS "disparo".schema_migrations (id integer PRIMARY KEY, 
 DO $disparo$
 DECLARE v integer := (SELECT coalesce(max(id), 0) FROM "disparo".schema_migrations);
 BEGIN
-  IF v > 4 THEN
-    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 4).', 'disparo', v
+  IF v > 5 THEN
+    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 5).', 'disparo', v
       USING HINT = 'A newer @disparo/adapter-supabase migrated it: apply that version''s migration, and upgrade the workers.';
   END IF;
 END
@@ -83,7 +83,7 @@ BEGIN
 END
 $disparo$;
 
--- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 4, each once.
+-- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 5, each once.
 
 -- sql/000001_initial.sql
 SELECT pg_temp.disparo_migration(1, 'initial', $disparo_sql$
@@ -304,6 +304,47 @@ CREATE TABLE "disparo".held_receipts (
   held_at bigint NOT NULL
 );
 CREATE INDEX held_receipts_held_at_idx ON "disparo".held_receipts (held_at);
+$disparo_sql$);
+
+-- sql/000005_range_leases.sql
+SELECT pg_temp.disparo_migration(5, 'range_leases', $disparo_sql$
+-- Disparo store schema, version 5: range leases.
+--
+-- A claim no longer writes each row it hands out: it writes one row here per contiguous stretch of
+-- seqs it takes, `[lo, hi]` of one campaign's batch, owned by `owner` until `expires_at`. A pending
+-- row's lease is:
+-- - its own, when the row carries one: `lease_expires_at` set (an owner and its expiry, or, with no
+--   owner, "not leased": `lease_expires_at = 0`, the mark a hand-back leaves, so a live range over
+--   the row cannot take it back);
+-- - otherwise (`lease_expires_at` null, as an import leaves it) the range that covers its seq, if any.
+-- A row written ahead (`sending`) always carries its own. Ranges of one batch never overlap: they are
+-- made, trimmed and dropped by claims under the batch row's lock (functions/claim_recipients.sql),
+-- dropped by release, and dropped by the heartbeat once they cover no row that needs them.
+-- (functions/_with_lease.sql is the rule for reading; the checks of the write path inline it.)
+CREATE TABLE "disparo".leases (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  campaign_id text NOT NULL,
+  batch integer NOT NULL,
+  lo integer NOT NULL,
+  hi integer NOT NULL,
+  owner text NOT NULL,
+  expires_at bigint NOT NULL,
+  CHECK (lo <= hi)
+);
+-- The range that covers a seq: the one with the greatest `lo` at or below it (ranges never overlap).
+CREATE INDEX leases_range_idx ON "disparo".leases (campaign_id, batch, lo);
+CREATE INDEX leases_owner_idx ON "disparo".leases (owner);
+
+-- A write-ahead no longer adds index entries for the claim and lease indexes: both now hold pending
+-- rows only. Since version 3 a write-ahead changes an indexed column (`status`, in the predicate of
+-- `recipients_in_flight_idx`), so it is never a HOT update and adds an entry to every index whose
+-- predicate the `sending` row still meets; with range leases it also sets `lease_owner`. A claim
+-- only wants pending rows, and the lease index is only searched for pending rows (release) or beside
+-- `recipients_in_flight_idx`, which holds every `sending` row (heartbeat).
+DROP INDEX "disparo".recipients_open_idx;
+CREATE INDEX recipients_pending_idx ON "disparo".recipients (campaign_id, batch, seq) WHERE status = 'pending';
+DROP INDEX "disparo".recipients_lease_idx;
+CREATE INDEX recipients_lease_idx ON "disparo".recipients (lease_owner) WHERE status = 'pending' AND lease_owner IS NOT NULL;
 $disparo_sql$);
 
 -- 2. Functions, one per file: created when new or changed since they were created here.
@@ -593,6 +634,36 @@ LANGUAGE sql AS $$
 $$;
 $disparo_sql$);
 
+-- sql/functions/_with_lease.sql
+SELECT pg_temp.disparo_function('_with_lease', '340b49557de87c750af051b844f47e20', $disparo_sql$
+-- A recipient row with the lease that holds it, as the contract shows a row: the rule of
+-- 000005_range_leases.sql in one place. A row carrying a lease of its own shows it (the "not leased"
+-- mark, no owner, shows as no lease); a pending row with none shows the range over its seq, if any.
+-- Use it as `CROSS JOIN LATERAL _with_lease(r) w`: a SQL function of one SELECT, so PostgreSQL
+-- inlines it into the caller's plan (no call per row), and it looks for a range only for a pending
+-- row with no lease of its own. The write path asks it whether `p_owner` holds a row
+-- (`(SELECT w.lease_owner FROM _with_lease(rc) w) = p_owner`): an expired lease nobody has taken
+-- over is still held, as before ranges.
+CREATE OR REPLACE FUNCTION "disparo"._with_lease(r "disparo".recipients)
+RETURNS SETOF "disparo".recipients
+LANGUAGE sql STABLE AS $$
+  SELECT r.id, r.campaign_id, r.seq, r.batch, r.phone, r.vars, r.status, r.skip_reason, r.text, r.attempts, r.last_error,
+    r.provider_message_id, r.account_id,
+    CASE WHEN r.lease_expires_at IS NULL THEN l.owner ELSE r.lease_owner END,
+    CASE WHEN r.lease_expires_at IS NULL THEN l.expires_at WHEN r.lease_owner IS NULL THEN NULL ELSE r.lease_expires_at END,
+    r.sent_at, r.delivered_at, r.read_at, r.processed_at, r.updated_at
+  FROM (SELECT 1) one
+  LEFT JOIN LATERAL (
+    SELECT c.owner, c.expires_at FROM (
+      SELECT x.owner, x.expires_at, x.hi FROM "disparo".leases x
+      WHERE r.lease_expires_at IS NULL AND r.status = 'pending'
+        AND x.campaign_id = r.campaign_id AND x.batch = r.batch AND x.lo <= r.seq
+      ORDER BY x.lo DESC LIMIT 1
+    ) c WHERE c.hi >= r.seq
+  ) l ON true
+$$;
+$disparo_sql$);
+
 -- sql/functions/_write_ahead_rows.sql
 SELECT pg_temp.disparo_function('_write_ahead_rows', '5ab7823fc5248954713e72d42f80caa6', $disparo_sql$
 -- The items of a checkpoint's write-ahead as rows: `p_write_ahead` is the contract's `WriteAhead`
@@ -813,7 +884,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', 'f660551aa93907e962331eec4ab2c0a3', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', 'c26d2f47cadd61ba67ff6b628100f2c3', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
 -- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`. A single
@@ -894,7 +965,7 @@ BEGIN
         IF t IS NOT NULL THEN
           t_id := "disparo"._row_id(t ->> 'recipientId');
           IF t_id < "disparo"._row_id(s ->> 'recipientId') THEN
-            PERFORM 1 FROM "disparo".recipients rc WHERE rc.id = t_id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
+            PERFORM 1 FROM "disparo".recipients rc WHERE rc.id = t_id AND (rc.lease_owner = p_owner OR rc.lease_expires_at IS NULL) AND rc.status IN ('pending', 'sending') FOR UPDATE;
           END IF;
         END IF;
         -- outcomeApplies: the row open and leased by p_owner. One statement locks it (the subquery: the
@@ -908,14 +979,15 @@ BEGIN
           last_error = CASE WHEN s ? 'error' THEN s ->> 'error' ELSE rc.last_error END,
           -- A retry by the same owner follows (often in this very call): keep the row, renewed like a heartbeat.
           lease_owner = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_owner END,
-          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms END,
+          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms
+                                  WHEN s_status = 'pending' THEN 0 END,
           status = s_status,
           skip_reason = CASE WHEN s_status = 'pending' THEN rc.skip_reason WHEN s_status = 'skipped' THEN s ->> 'skipReason' END,
           sent_at = CASE WHEN s_status = 'sent' THEN (s ->> 'at')::bigint ELSE rc.sent_at END,
           processed_at = CASE WHEN s_status = 'pending' THEN rc.processed_at ELSE (s ->> 'at')::bigint END
         FROM (SELECT r.id, r.status, r.account_id FROM "disparo".recipients r
               WHERE r.id = "disparo"._row_id(s ->> 'recipientId') AND r.campaign_id = s ->> 'campaignId'
-                AND r.lease_owner = p_owner AND r.status IN ('pending', 'sending') FOR UPDATE) x
+                AND r.status IN ('pending', 'sending') AND (SELECT w.lease_owner FROM "disparo"._with_lease(r) w) = p_owner FOR UPDATE) x
         WHERE rc.id = x.id
         RETURNING true, x.status, rc.campaign_id, rc.batch,
           CASE WHEN s ->> 'accountId' IS NULL THEN x.account_id ELSE nullif(s ->> 'accountId', '') END
@@ -983,7 +1055,7 @@ BEGIN
             lease_owner = p_owner,
             lease_expires_at = p_now + p_lease_ms,
             updated_at = p_now
-          WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status = 'pending'
+          WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.status = 'pending' AND (SELECT w.lease_owner FROM "disparo"._with_lease(rc) w) = p_owner
           RETURNING rc.campaign_id, rc.batch INTO t_campaign, t_batch;
         END IF;
         IF t_batch IS NULL THEN
@@ -991,7 +1063,7 @@ BEGIN
           -- (granted again, without a slot), lost (anyone else's, gone, or past this attempt), or
           -- leased and refused.
           SELECT rc.status, rc.attempts, rc.lease_expires_at INTO t_status, t_attempts, t_expires FROM "disparo".recipients rc
-            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE;
+            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND rc.status IN ('pending', 'sending') AND (SELECT w.lease_owner FROM "disparo"._with_lease(rc) w) = p_owner FOR UPDATE;
           t_kind := CASE WHEN t_status = 'pending' THEN 1
                          WHEN t_status = 'sending' AND t_attempts = (t ->> 'attempt')::integer AND t_expires > p_now THEN 2
                          ELSE 0 END;
@@ -1137,7 +1209,7 @@ BEGIN
     -- the lease index found every row of the owner's claim, 500, to lock one.)
     PERFORM 1 FROM (SELECT DISTINCT k.id FROM unnest(coalesce(o_id, '{}') || coalesce(w_id, '{}')) k(id) ORDER BY k.id) k
       CROSS JOIN LATERAL (SELECT 1 FROM "disparo".recipients rc
-                          WHERE rc.id = k.id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') FOR UPDATE) x;
+                          WHERE rc.id = k.id AND (rc.lease_owner = p_owner OR rc.lease_expires_at IS NULL) AND rc.status IN ('pending', 'sending') FOR UPDATE) x;
 
     -- Outcomes in order: all at once, or one at a time when a recipient has two.
     v_one := CASE WHEN v_twice THEN 1 END;
@@ -1147,7 +1219,8 @@ BEGIN
         FROM unnest(o_id, o_campaign, o_status, o_keep, o_attempts, o_at, o_account, o_pid, o_error, o_has_error, o_skip, o_effect, o_next)
           WITH ORDINALITY AS o(id, campaign_id, status, keep, attempts, at, account_id, pid, error, has_error, skip, effect, next, i)
         JOIN LATERAL (SELECT rc.status, rc.batch, rc.account_id FROM "disparo".recipients rc
-                      WHERE rc.id = o.id AND rc.campaign_id = o.campaign_id AND rc.lease_owner = p_owner AND rc.status IN ('pending', 'sending') OFFSET 0) x ON true
+                      WHERE rc.id = o.id AND rc.campaign_id = o.campaign_id AND rc.status IN ('pending', 'sending')
+                        AND (SELECT w.lease_owner FROM "disparo"._with_lease(rc) w) = p_owner OFFSET 0) x ON true
         WHERE v_one IS NULL OR o.i = v_one
       ), u AS (
         UPDATE "disparo".recipients rc SET
@@ -1157,7 +1230,7 @@ BEGIN
           provider_message_id = CASE WHEN o.pid <> '' THEN o.pid ELSE rc.provider_message_id END,
           last_error = CASE WHEN o.has_error THEN o.error ELSE rc.last_error END,
           lease_owner = CASE WHEN o.status = 'pending' AND o.keep THEN p_owner END,
-          lease_expires_at = CASE WHEN o.status = 'pending' AND o.keep THEN p_now + p_lease_ms END,
+          lease_expires_at = CASE WHEN o.status = 'pending' AND o.keep THEN p_now + p_lease_ms WHEN o.status = 'pending' THEN 0 END,
           status = o.status,
           skip_reason = CASE WHEN o.status = 'pending' THEN rc.skip_reason WHEN o.status = 'skipped' THEN o.skip END,
           sent_at = CASE WHEN o.status = 'sent' THEN o.at ELSE rc.sent_at END,
@@ -1261,7 +1334,7 @@ BEGIN
           count(*) FILTER (WHERE k.kind = 1) OVER (ORDER BY w.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS e,
           coalesce(sum(w.lead + w.gap) FILTER (WHERE k.kind = 1) OVER (ORDER BY w.i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
         FROM unnest(w_id, w_campaign, w_attempt, w_gap, w_lead) WITH ORDINALITY AS w(id, campaign_id, attempt, gap, lead, i)
-        LEFT JOIN LATERAL (SELECT rc.campaign_id, rc.lease_owner, rc.status, rc.attempts, rc.lease_expires_at
+        LEFT JOIN LATERAL (SELECT rc.campaign_id, (SELECT h.lease_owner FROM "disparo"._with_lease(rc) h) AS lease_owner, rc.status, rc.attempts, rc.lease_expires_at
                              FROM "disparo".recipients rc WHERE rc.id = w.id OFFSET 0) x ON true
         CROSS JOIN LATERAL (SELECT CASE
                 WHEN x.campaign_id IS DISTINCT FROM w.campaign_id OR x.lease_owner IS DISTINCT FROM p_owner THEN 0
@@ -1340,10 +1413,23 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/claim_recipients.sql
-SELECT pg_temp.disparo_function('claim_recipients', '82bf29a62cdc74daff7aa7ef0b4e6d8b', $disparo_sql$
+SELECT pg_temp.disparo_function('claim_recipients', '53fe9f6af186ee9686f0ce36211801b9', $disparo_sql$
 -- StateStore.claimRecipients: lease up to `p_limit` pending rows of one batch, lowest seq first, that
 -- no live lease holds. Marks the batch started. Rows whose phone opted out after the import are
 -- skipped here (_skip_opted_out) and do not count toward the limit.
+--
+-- Range leases (000005_range_leases.sql): a row with no lease of its own is not written. The claim
+-- writes one `leases` row per contiguous stretch of such rows it takes, so a claim of a thousand
+-- fresh rows is one insert, not a thousand updates. A row with a lease of its own (an expired one, or
+-- the "not leased" mark a hand-back leaves) is leased on the row, as before ranges.
+--
+-- Claims of one batch take the batch row's lock first, so they run one at a time there and the ranges
+-- they make never overlap: a stretch stops where a live range begins, and the expired ranges it
+-- passes over are trimmed to what lies outside it (every row they covered there is now this claim's,
+-- done, or leased on the row). Besides the batch row, a claim never waits: the expired ranges it may
+-- trim are locked first with SKIP LOCKED, and one that a heartbeat or a release holds counts as live
+-- this time (its rows are left for a later claim). So a claim, which holds ranges, never waits on a
+-- heartbeat or a release, which lock ranges and rows.
 --
 -- Why a keyset lower bound (`p_after_seq`): the claim index keeps the entries of rows already claimed
 -- and finished until a vacuum removes them, so a claim that scans the batch from its start walks
@@ -1351,8 +1437,6 @@ SELECT pg_temp.disparo_function('claim_recipients', '82bf29a62cdc74daff7aa7ef0b4
 -- when a claim comes back short it passes 0 next time. When the range above `p_after_seq` runs out,
 -- the same call fills up from below it, so rows handed back below the cursor (retries, recovery) are
 -- still found, lowest first among those.
---
--- SKIP LOCKED: two callers never wait on, or get, the same row.
 CREATE OR REPLACE FUNCTION "disparo".claim_recipients(p_campaign_id text, p_batch integer, p_owner text, p_limit integer,
   p_now bigint, p_lease_ms bigint, p_after_seq integer DEFAULT 0)
 RETURNS SETOF "disparo".recipients
@@ -1363,12 +1447,21 @@ DECLARE
   v_low integer;
   v_high integer;
   v_pass integer;
-  v_take bigint[];
+  v_dead int4multirange;   -- expired ranges in the span this pass reads, locked by this claim
+  v_dead_ids bigint[];     -- (their keys)
+  v_live int4multirange;   -- every other range there, and opted-out rows another statement holds
+  v_held integer[];        -- (those rows' seqs)
+  v_ranged integer[];      -- seqs taken by range
+  v_ranged_ids bigint[];   -- and their ids
+  v_own bigint[];          -- ids to lease on the row
   v_skip bigint[];
+  v_own_skip bigint[];
   v_max integer;
   v_found integer;
+  v_taken bigint[] := '{}';
   v_moves "disparo".move[] := '{}';
 BEGIN
+  PERFORM 1 FROM "disparo".batches b WHERE b.campaign_id = p_campaign_id AND b.batch = p_batch FOR NO KEY UPDATE;
   UPDATE "disparo".batches SET started_at = p_now
     WHERE campaign_id = p_campaign_id AND batch = p_batch AND started_at IS NULL;
   FOR v_pass IN 1..2 LOOP
@@ -1380,47 +1473,105 @@ BEGIN
       v_low := 0;
       v_high := p_after_seq;
     END IF;
+    SELECT range_agg(int4range(d.lo, d.hi, '[]')), coalesce(array_agg(d.id), '{}') INTO v_dead, v_dead_ids FROM (
+      SELECT l.id, l.lo, l.hi FROM "disparo".leases l
+      WHERE l.campaign_id = p_campaign_id AND l.batch = p_batch AND l.hi > v_low AND (v_high IS NULL OR l.lo <= v_high)
+        AND l.expires_at <= p_now
+      ORDER BY l.id FOR UPDATE SKIP LOCKED
+    ) d;
+    SELECT range_agg(int4range(l.lo, l.hi, '[]')) INTO v_live FROM "disparo".leases l
+      WHERE l.campaign_id = p_campaign_id AND l.batch = p_batch AND l.hi > v_low AND (v_high IS NULL OR l.lo <= v_high)
+        AND l.id <> ALL (v_dead_ids);
     LOOP
       v_need := p_limit - v_got;
       EXIT WHEN v_need <= 0;
+      -- Free rows from the cursor up: with no lease of their own, outside every live range; with one,
+      -- expired or the "not leased" mark.
       WITH cand AS (
-        SELECT r.id, r.seq, r.phone FROM "disparo".recipients r
+        SELECT r.id, r.seq, r.phone, r.lease_expires_at IS NULL AS ranged FROM "disparo".recipients r
         WHERE r.campaign_id = p_campaign_id AND r.batch = p_batch AND r.processed_at IS NULL AND r.status = 'pending'
           AND r.seq > v_low AND (v_high IS NULL OR r.seq <= v_high)
-          AND (r.lease_owner IS NULL OR r.lease_expires_at IS NULL OR r.lease_expires_at <= p_now)
+          AND CASE WHEN r.lease_expires_at IS NULL THEN NOT coalesce(v_live @> r.seq, false)
+                   ELSE r.lease_owner IS NULL OR r.lease_expires_at <= p_now END
         ORDER BY r.seq
         LIMIT v_need
-        FOR UPDATE SKIP LOCKED
       ), flagged AS (
-        SELECT c.id, c.seq, EXISTS (SELECT 1 FROM "disparo".opt_outs o WHERE o.phone = c.phone) AS opted FROM cand c
+        SELECT c.id, c.seq, c.ranged, EXISTS (SELECT 1 FROM "disparo".opt_outs o WHERE o.phone = c.phone) AS opted FROM cand c
       )
-      SELECT coalesce(array_agg(f.id) FILTER (WHERE NOT f.opted), '{}'), coalesce(array_agg(f.id) FILTER (WHERE f.opted), '{}'),
-        max(f.seq), count(*)
-        INTO v_take, v_skip, v_max, v_found
+      SELECT coalesce(array_agg(f.seq) FILTER (WHERE f.ranged AND NOT f.opted), '{}'),
+          coalesce(array_agg(f.id) FILTER (WHERE f.ranged AND NOT f.opted), '{}'),
+          coalesce(array_agg(f.id) FILTER (WHERE NOT f.ranged AND NOT f.opted), '{}'),
+          coalesce(array_agg(f.id) FILTER (WHERE f.opted), '{}'),
+          max(f.seq), count(*)
+        INTO v_ranged, v_ranged_ids, v_own, v_skip, v_max, v_found
         FROM flagged f;
       EXIT WHEN v_found = 0;
-      IF cardinality(v_take) > 0 THEN
-        RETURN QUERY
-          UPDATE "disparo".recipients SET lease_owner = p_owner, lease_expires_at = p_now + p_lease_ms, updated_at = p_now
-          WHERE id = ANY (v_take) RETURNING *;
-        v_got := v_got + cardinality(v_take);
-      END IF;
+      -- Opted-out rows are skipped now, unless another statement holds one: then it is left as it is
+      -- (a later claim skips it), and no range made here covers it.
       IF cardinality(v_skip) > 0 THEN
-        v_moves := v_moves || "disparo"._skip_opted_out(v_skip, p_now);
+        SELECT coalesce(array_agg(x.id), '{}') INTO v_own_skip FROM (
+          SELECT r.id FROM "disparo".recipients r WHERE r.id = ANY (v_skip) ORDER BY r.id FOR UPDATE SKIP LOCKED
+        ) x;
+        SELECT coalesce(array_agg(r.seq), '{}') INTO v_held FROM "disparo".recipients r
+          WHERE r.id = ANY (v_skip) AND r.id <> ALL (v_own_skip);
+        IF cardinality(v_held) > 0 THEN
+          SELECT coalesce(v_live, '{}'::int4multirange) + range_agg(int4range(h.seq, h.seq, '[]')) INTO v_live FROM unnest(v_held) h(seq);
+        END IF;
+        v_moves := v_moves || "disparo"._skip_opted_out(v_own_skip, p_now);
+      END IF;
+      -- The expired ranges over the span read, (v_low, v_max], trimmed to what lies outside it.
+      IF v_dead && int4range(v_low, v_max, '(]') THEN
+        WITH piece AS (
+          INSERT INTO "disparo".leases (campaign_id, batch, lo, hi, owner, expires_at)
+            SELECT l.campaign_id, l.batch, v_max + 1, l.hi, l.owner, l.expires_at FROM "disparo".leases l
+            WHERE l.id = ANY (v_dead_ids) AND l.lo <= v_low AND l.hi > v_max
+            RETURNING id
+        )
+        SELECT v_dead_ids || coalesce(array_agg(piece.id), '{}') INTO v_dead_ids FROM piece;
+        UPDATE "disparo".leases l SET hi = v_low WHERE l.id = ANY (v_dead_ids) AND l.lo <= v_low AND l.hi > v_low;
+        UPDATE "disparo".leases l SET lo = v_max + 1 WHERE l.id = ANY (v_dead_ids) AND l.lo > v_low AND l.lo <= v_max AND l.hi > v_max;
+        DELETE FROM "disparo".leases l WHERE l.id = ANY (v_dead_ids) AND l.lo > v_low AND l.hi <= v_max;
+      END IF;
+      -- One range per stretch of the seqs taken by range: a stretch ends where a live range lies
+      -- between two of them.
+      IF cardinality(v_ranged) > 0 THEN
+        INSERT INTO "disparo".leases (campaign_id, batch, lo, hi, owner, expires_at)
+          SELECT p_campaign_id, p_batch, min(s.seq), max(s.seq), p_owner, p_now + p_lease_ms
+          FROM (
+            SELECT b.seq, sum(b.brk) OVER (ORDER BY b.seq) AS g FROM (
+              SELECT u.seq, CASE WHEN coalesce(v_live && int4range(lag(u.seq) OVER (ORDER BY u.seq), u.seq, '()'), false) THEN 1 ELSE 0 END AS brk
+              FROM unnest(v_ranged) u(seq)
+            ) b
+          ) s
+          GROUP BY s.g;
+        v_taken := v_taken || v_ranged_ids;
+        v_got := v_got + cardinality(v_ranged);
+      END IF;
+      -- Rows with a lease of their own, leased on the row; one another statement holds is left.
+      IF cardinality(v_own) > 0 THEN
+        WITH u AS (
+          UPDATE "disparo".recipients r SET lease_owner = p_owner, lease_expires_at = p_now + p_lease_ms, updated_at = p_now
+          WHERE r.id IN (SELECT x.id FROM "disparo".recipients x WHERE x.id = ANY (v_own) ORDER BY x.id FOR UPDATE SKIP LOCKED)
+            AND r.status = 'pending' AND (r.lease_owner IS NULL OR r.lease_expires_at <= p_now)
+          RETURNING r.id
+        )
+        SELECT v_taken || coalesce(array_agg(u.id), '{}'), v_got + count(*) INTO v_taken, v_got FROM u;
       END IF;
       EXIT WHEN v_found < v_need;
       v_low := v_max;
     END LOOP;
   END LOOP;
   PERFORM "disparo"._count_moves(v_moves);
+  RETURN QUERY SELECT w.* FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._with_lease(r) w
+    WHERE r.id = ANY (v_taken);
 END
 $$;
 $disparo_sql$);
 
 -- sql/functions/cleanup.sql
-SELECT pg_temp.disparo_function('cleanup', '7fbf4d93a8cbe5e57fbd1dea04938f33', $disparo_sql$
+SELECT pg_temp.disparo_function('cleanup', 'db44db0d5456d679dd8463749ab3638c', $disparo_sql$
 -- StateStore.cleanup: delete finished campaigns whose `finished_at` is before `p_older_than`, with their
--- rows, batch records and counter shards. Only a finished campaign has a `finished_at` (set by
+-- rows, batch records, counter shards and leases. Only a finished campaign has a `finished_at` (set by
 -- transition_campaign when core's isFinished says so), so no list of statuses lives here.
 -- Returns {"campaigns": n, "recipients": n}.
 CREATE OR REPLACE FUNCTION "disparo".cleanup(p_older_than bigint)
@@ -1436,6 +1587,8 @@ LANGUAGE sql AS $$
     DELETE FROM "disparo".campaign_counts WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
   ), bk AS (
     DELETE FROM "disparo".batch_counts WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
+  ), l AS (
+    DELETE FROM "disparo".leases WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
   )
   -- (Every data-modifying CTE runs to completion whether or not the query reads it.)
   SELECT jsonb_build_object('campaigns', (SELECT count(*) FROM c), 'recipients', (SELECT count(*) FROM r))
@@ -1503,13 +1656,13 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/get_recipient_by_provider_id.sql
-SELECT pg_temp.disparo_function('get_recipient_by_provider_id', '463add833e93f81f30d42e5ea68cfb1a', $disparo_sql$
+SELECT pg_temp.disparo_function('get_recipient_by_provider_id', 'b9b9b5bfa5ec4a04fd466eb13f462fb8', $disparo_sql$
 -- StateStore.getRecipientByProviderId: the row carrying this provider message id (the latest one to
 -- take it, should two), or no row.
 CREATE OR REPLACE FUNCTION "disparo".get_recipient_by_provider_id(p_provider_message_id text)
 RETURNS SETOF "disparo".recipients
 LANGUAGE sql STABLE AS $$
-  SELECT r.* FROM "disparo".recipients r
+  SELECT w.* FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._with_lease(r) w
   WHERE r.provider_message_id = p_provider_message_id
   ORDER BY r.updated_at DESC, r.id DESC
   LIMIT 1
@@ -1517,20 +1670,38 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/heartbeat.sql
-SELECT pg_temp.disparo_function('heartbeat', '11beab2a2f828dba8238c43d6437bca4', $disparo_sql$
--- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease.
--- SKIP LOCKED: a row another statement of this owner holds (its checkpoint) is skipped, not waited
--- for; waiting, in whatever order the scan meets rows, could deadlock with that checkpoint.
+SELECT pg_temp.disparo_function('heartbeat', '15661d7383e8e7b0790a339299a1ec9e', $disparo_sql$
+-- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease:
+-- its ranges (000005_range_leases.sql) and the rows leased on the row. Returns how many rows that
+-- extends. A range that no longer covers a row it leases (each one done, written ahead, or handed
+-- back) is dropped instead, so ranges do not pile up behind a long campaign.
+-- A heartbeat never waits (SKIP LOCKED). A range a claim holds is expired and being taken over (see
+-- claim_recipients), or one the owner's own release is dropping. A row another statement of this owner
+-- holds (its checkpoint) is skipped, not waited for; waiting, in whatever order the scan meets rows,
+-- could deadlock with that checkpoint.
 CREATE OR REPLACE FUNCTION "disparo".heartbeat(p_owner text, p_now bigint, p_lease_ms bigint)
 RETURNS integer
 LANGUAGE sql AS $$
-  WITH l AS (
-    SELECT id FROM "disparo".recipients WHERE lease_owner = p_owner FOR UPDATE SKIP LOCKED
+  WITH l AS MATERIALIZED (
+    SELECT l.id, (SELECT count(*) FROM "disparo".recipients r
+                  WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
+                    AND r.processed_at IS NULL AND r.status = 'pending' AND r.lease_expires_at IS NULL)::integer AS n
+    FROM "disparo".leases l WHERE l.owner = p_owner ORDER BY l.id FOR UPDATE SKIP LOCKED
+  ), gone AS (
+    DELETE FROM "disparo".leases x USING l WHERE x.id = l.id AND l.n = 0
+  ), kept AS (
+    UPDATE "disparo".leases x SET expires_at = p_now + p_lease_ms FROM l WHERE x.id = l.id AND l.n > 0 RETURNING l.n
+  ), own_pending AS (
+    SELECT id FROM "disparo".recipients WHERE status = 'pending' AND lease_owner = p_owner FOR UPDATE SKIP LOCKED
+  ), own_sending AS (
+    -- (By the in-flight index, which holds every `sending` row: the lease index holds pending rows only.)
+    SELECT id FROM "disparo".recipients WHERE status = 'sending' AND lease_owner = p_owner FOR UPDATE SKIP LOCKED
   ), u AS (
-    UPDATE "disparo".recipients r SET lease_expires_at = p_now + p_lease_ms FROM l
-    WHERE r.id = l.id AND r.lease_owner = p_owner RETURNING 1
+    UPDATE "disparo".recipients r SET lease_expires_at = p_now + p_lease_ms
+    FROM (SELECT id FROM own_pending UNION ALL SELECT id FROM own_sending) own
+    WHERE r.id = own.id AND r.lease_owner = p_owner RETURNING 1
   )
-  SELECT count(*)::integer FROM u
+  SELECT (coalesce((SELECT sum(kept.n) FROM kept), 0) + (SELECT count(*) FROM u))::integer
 $$;
 $disparo_sql$);
 
@@ -1618,14 +1789,14 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/list_recipients.sql
-SELECT pg_temp.disparo_function('list_recipients', '986d4d61f9d68225892f3f9ab48fbeb0', $disparo_sql$
+SELECT pg_temp.disparo_function('list_recipients', '3ba4d3819d890233b69a89290161e8b4', $disparo_sql$
 -- StateStore.listRecipients: the campaign's rows with `seq` above `p_after_seq` (keyset paging), with
 -- one of the statuses in `p_statuses` (a JSON array; null for all), by seq, at most `p_limit` (null for all).
 CREATE OR REPLACE FUNCTION "disparo".list_recipients(p_campaign_id text, p_statuses jsonb DEFAULT NULL,
   p_after_seq integer DEFAULT NULL, p_limit integer DEFAULT NULL)
 RETURNS SETOF "disparo".recipients
 LANGUAGE sql STABLE AS $$
-  SELECT r.* FROM "disparo".recipients r
+  SELECT w.* FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._with_lease(r) w
   WHERE r.campaign_id = p_campaign_id AND r.seq > greatest(coalesce(p_after_seq, 0), 0)
     AND (p_statuses IS NULL OR r.status = ANY (ARRAY(SELECT jsonb_array_elements_text(p_statuses))))
   ORDER BY r.seq
@@ -1677,23 +1848,52 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/release.sql
-SELECT pg_temp.disparo_function('release', '72d57505082f781af04a3ed72529ecb5', $disparo_sql$
--- StateStore.release: drop `p_owner`'s leases on pending rows: all of them, or those whose ids are in
--- `p_recipient_ids` (a JSON array). Sending rows are left to recovery. Rows are locked in id order,
--- so two releases never deadlock.
+SELECT pg_temp.disparo_function('release', 'd80e47fedc2a0d8521d0663bf06f18bc', $disparo_sql$
+-- StateStore.release: drop `p_owner`'s leases on pending rows: all of them (its ranges, and the rows
+-- leased on the row), or those of the rows whose ids are in `p_recipient_ids` (a JSON array). Sending
+-- rows are left to recovery. Returns how many rows that frees.
+-- A row freed on its own is marked "not leased" (`lease_expires_at = 0`, no owner), so that no live
+-- range over it takes it back (000005_range_leases.sql). Ranges, then rows, are locked in key order.
+-- Claims and heartbeats take ranges and rows with SKIP LOCKED, never waiting, so a release waits at most
+-- for one of them to finish, and never in a cycle.
 CREATE OR REPLACE FUNCTION "disparo".release(p_owner text, p_recipient_ids jsonb DEFAULT NULL)
 RETURNS integer
-LANGUAGE sql AS $$
-  WITH l AS (
-    SELECT id FROM "disparo".recipients
-    WHERE lease_owner = p_owner AND status = 'pending'
-      AND (p_recipient_ids IS NULL OR id = ANY (ARRAY(SELECT "disparo"._row_id(x) FROM jsonb_array_elements_text(p_recipient_ids) x)))
-    ORDER BY id FOR UPDATE
-  ), u AS (
-    UPDATE "disparo".recipients r SET lease_owner = NULL, lease_expires_at = NULL FROM l
-    WHERE r.id = l.id AND r.lease_owner = p_owner AND r.status = 'pending' RETURNING 1
-  )
-  SELECT count(*)::integer FROM u
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_ranged integer := 0;
+  v_rows integer;
+BEGIN
+  IF p_recipient_ids IS NULL THEN
+    WITH l AS MATERIALIZED (
+      SELECT l.id, (SELECT count(*) FROM "disparo".recipients r
+                    WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
+                      AND r.processed_at IS NULL AND r.status = 'pending' AND r.lease_expires_at IS NULL)::integer AS n
+      FROM "disparo".leases l WHERE l.owner = p_owner ORDER BY l.id FOR UPDATE
+    ), gone AS (
+      DELETE FROM "disparo".leases x USING l WHERE x.id = l.id
+    )
+    SELECT coalesce(sum(l.n), 0)::integer INTO v_ranged FROM l;
+    WITH l AS (
+      SELECT r.id FROM "disparo".recipients r WHERE r.lease_owner = p_owner AND r.status = 'pending' ORDER BY r.id FOR UPDATE
+    ), u AS (
+      UPDATE "disparo".recipients r SET lease_owner = NULL, lease_expires_at = 0 FROM l
+      WHERE r.id = l.id AND r.lease_owner = p_owner AND r.status = 'pending' RETURNING 1
+    )
+    SELECT count(*)::integer INTO v_rows FROM u;
+  ELSE
+    WITH l AS (
+      SELECT r.id FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._with_lease(r) w
+      WHERE r.id = ANY (ARRAY(SELECT "disparo"._row_id(x) FROM jsonb_array_elements_text(p_recipient_ids) x))
+        AND r.status = 'pending' AND w.lease_owner = p_owner
+      ORDER BY r.id FOR UPDATE OF r
+    ), u AS (
+      UPDATE "disparo".recipients r SET lease_owner = NULL, lease_expires_at = 0 FROM l
+      WHERE r.id = l.id AND r.status = 'pending' AND (r.lease_owner = p_owner OR r.lease_expires_at IS NULL) RETURNING 1
+    )
+    SELECT count(*)::integer INTO v_rows FROM u;
+  END IF;
+  RETURN v_ranged + v_rows;
+END
 $$;
 $disparo_sql$);
 
@@ -1709,7 +1909,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/settle_in_doubt.sql
-SELECT pg_temp.disparo_function('settle_in_doubt', '2497904420d1965fb6080c0e91bab3ef', $disparo_sql$
+SELECT pg_temp.disparo_function('settle_in_doubt', '9199f495e4480462fdcd91da7a53ec97', $disparo_sql$
 -- StateStore.settleInDoubt: `p_settlements` is an array of `InDoubtSettlement`
 -- ({"recipientId", "status": sent|pending|unknown, "providerMessageId", "sentAt"}). Each applies only
 -- while its row is still `sending` with an expired lease, so of two recovering workers exactly one
@@ -1749,7 +1949,8 @@ BEGIN
     UPDATE "disparo".recipients r SET
       status = s.status,
       lease_owner = NULL,
-      lease_expires_at = NULL,
+      -- Back to pending: the "not leased" mark, so no range over the row takes it (000005_range_leases.sql).
+      lease_expires_at = CASE WHEN s.status = 'pending' THEN 0 END,
       updated_at = p_now,
       provider_message_id = CASE WHEN s.status = 'sent' AND s.pid <> '' THEN s.pid ELSE r.provider_message_id END,
       sent_at = CASE WHEN s.status = 'sent' THEN coalesce(s.sent_at, p_now) ELSE r.sent_at END,
@@ -1854,7 +2055,7 @@ $$;
 $disparo_sql$);
 
 -- 3. Access: the service role only.
-SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_outcome_rows', '_row_id', '_skip_opted_out', '_write_ahead_rows', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
+SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_outcome_rows', '_row_id', '_skip_opted_out', '_with_lease', '_write_ahead_rows', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
 REVOKE ALL ON SCHEMA "disparo" FROM PUBLIC, anon, authenticated;
 GRANT USAGE ON SCHEMA "disparo" TO service_role;
 REVOKE ALL ON ALL TABLES IN SCHEMA "disparo" FROM PUBLIC, anon, authenticated, service_role;
