@@ -10,9 +10,7 @@ CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.heartbeat(p_owner text, p_now bigint,
 RETURNS integer
 LANGUAGE sql AS $$
   WITH l AS MATERIALIZED (
-    SELECT l.id, (SELECT count(*) FROM :DISPARO_SCHEMA.recipients r
-                  WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
-                    AND r.processed_at IS NULL AND r.status = 'pending' AND r.lease_expires_at IS NULL)::integer AS n
+    SELECT l.id, :DISPARO_SCHEMA._range_count(l) AS n
     FROM :DISPARO_SCHEMA.leases l WHERE l.owner = p_owner ORDER BY l.id FOR UPDATE SKIP LOCKED
   ), gone AS (
     DELETE FROM :DISPARO_SCHEMA.leases x USING l WHERE x.id = l.id AND l.n = 0

@@ -604,6 +604,20 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 $disparo_sql$);
 
+-- sql/functions/_range_count.sql
+SELECT pg_temp.disparo_function('_range_count', 'd0808a9f8891f5938a7f0c41d4e70bce', $disparo_sql$
+-- How many rows a range leases (000005_range_leases.sql): the pending rows of its batch, within its
+-- seqs, that carry no lease of their own. The heartbeat keeps a range while this is above 0 and
+-- returns it as the rows extended; release returns it as the rows freed.
+CREATE OR REPLACE FUNCTION "disparo"._range_count(l "disparo".leases)
+RETURNS integer
+LANGUAGE sql STABLE AS $$
+  SELECT count(*)::integer FROM "disparo".recipients r
+  WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
+    AND r.status = 'pending' AND r.lease_expires_at IS NULL
+$$;
+$disparo_sql$);
+
 -- sql/functions/_row_id.sql
 SELECT pg_temp.disparo_function('_row_id', 'adffb46b85bd614d29b7fe87e43ad047', $disparo_sql$
 -- A recipient id as the wire carries it (text) to the bigint key; an id that is not one matches no
@@ -1670,7 +1684,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/heartbeat.sql
-SELECT pg_temp.disparo_function('heartbeat', '15661d7383e8e7b0790a339299a1ec9e', $disparo_sql$
+SELECT pg_temp.disparo_function('heartbeat', '1084c6eec1b2360b6ff062985c8609b8', $disparo_sql$
 -- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease:
 -- its ranges (000005_range_leases.sql) and the rows leased on the row. Returns how many rows that
 -- extends. A range that no longer covers a row it leases (each one done, written ahead, or handed
@@ -1683,9 +1697,7 @@ CREATE OR REPLACE FUNCTION "disparo".heartbeat(p_owner text, p_now bigint, p_lea
 RETURNS integer
 LANGUAGE sql AS $$
   WITH l AS MATERIALIZED (
-    SELECT l.id, (SELECT count(*) FROM "disparo".recipients r
-                  WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
-                    AND r.processed_at IS NULL AND r.status = 'pending' AND r.lease_expires_at IS NULL)::integer AS n
+    SELECT l.id, "disparo"._range_count(l) AS n
     FROM "disparo".leases l WHERE l.owner = p_owner ORDER BY l.id FOR UPDATE SKIP LOCKED
   ), gone AS (
     DELETE FROM "disparo".leases x USING l WHERE x.id = l.id AND l.n = 0
@@ -1848,7 +1860,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/release.sql
-SELECT pg_temp.disparo_function('release', 'd80e47fedc2a0d8521d0663bf06f18bc', $disparo_sql$
+SELECT pg_temp.disparo_function('release', 'eef5fdc303a1545505f85e2daa9320f8', $disparo_sql$
 -- StateStore.release: drop `p_owner`'s leases on pending rows: all of them (its ranges, and the rows
 -- leased on the row), or those of the rows whose ids are in `p_recipient_ids` (a JSON array). Sending
 -- rows are left to recovery. Returns how many rows that frees.
@@ -1865,9 +1877,7 @@ DECLARE
 BEGIN
   IF p_recipient_ids IS NULL THEN
     WITH l AS MATERIALIZED (
-      SELECT l.id, (SELECT count(*) FROM "disparo".recipients r
-                    WHERE r.campaign_id = l.campaign_id AND r.batch = l.batch AND r.seq BETWEEN l.lo AND l.hi
-                      AND r.processed_at IS NULL AND r.status = 'pending' AND r.lease_expires_at IS NULL)::integer AS n
+      SELECT l.id, "disparo"._range_count(l) AS n
       FROM "disparo".leases l WHERE l.owner = p_owner ORDER BY l.id FOR UPDATE
     ), gone AS (
       DELETE FROM "disparo".leases x USING l WHERE x.id = l.id
@@ -2055,7 +2065,7 @@ $$;
 $disparo_sql$);
 
 -- 3. Access: the service role only.
-SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_outcome_rows', '_row_id', '_skip_opted_out', '_with_lease', '_write_ahead_rows', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
+SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_outcome_rows', '_range_count', '_row_id', '_skip_opted_out', '_with_lease', '_write_ahead_rows', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
 REVOKE ALL ON SCHEMA "disparo" FROM PUBLIC, anon, authenticated;
 GRANT USAGE ON SCHEMA "disparo" TO service_role;
 REVOKE ALL ON ALL TABLES IN SCHEMA "disparo" FROM PUBLIC, anon, authenticated, service_role;
