@@ -77,7 +77,7 @@ async function threeWrites(c: pg.Client, s: string, group: number, waRecord = fa
 }
 
 async function writeOnce(c: pg.Client, s: string, group: number, waRow = false): Promise<number> {
-  await c.query(`CREATE TABLE ${s}.leases (id bigserial PRIMARY KEY, campaign_id text NOT NULL, lo integer NOT NULL, hi integer NOT NULL, owner text NOT NULL, expires_at bigint NOT NULL)`);
+  await c.query(`CREATE TABLE ${s}.floor_ranges (id bigserial PRIMARY KEY, campaign_id text NOT NULL, lo integer NOT NULL, hi integer NOT NULL, owner text NOT NULL, expires_at bigint NOT NULL)`);
   await c.query(`CREATE TABLE ${s}.write_aheads (id bigserial PRIMARY KEY, account_id text NOT NULL, ids bigint[] NOT NULL, started_at bigint NOT NULL)`);
   let done = 0;
   let after = 0;
@@ -93,7 +93,7 @@ async function writeOnce(c: pg.Client, s: string, group: number, waRow = false):
       )
     ).rows;
     if (rows.length > 0) {
-      await c.query(`INSERT INTO ${s}.leases (campaign_id, lo, hi, owner, expires_at) VALUES ('c1', $1, $2, 'w', $3)`, [rows[0].seq, rows[rows.length - 1].seq, now + 30_000]);
+      await c.query(`INSERT INTO ${s}.floor_ranges (campaign_id, lo, hi, owner, expires_at) VALUES ('c1', $1, $2, 'w', $3)`, [rows[0].seq, rows[rows.length - 1].seq, now + 30_000]);
       after = rows[rows.length - 1].seq;
     }
     await c.query('COMMIT');
@@ -131,10 +131,22 @@ async function writeOnce(c: pg.Client, s: string, group: number, waRow = false):
  * (one lease row per claim), `ahead` row (each row marked sending) or record (one row per group),
  * and `drop`: the recipients indexes removed first.
  */
-const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 'record'; drop?: string[] }> = [
+const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 'record'; drop?: string[]; prepare?: string[] }> = [
   { name: 'today (row claim, row write-ahead)', claim: 'row', ahead: 'row' },
   { name: 'row claim, record write-ahead', claim: 'row', ahead: 'record' },
   { name: 'range claim, row write-ahead', claim: 'range', ahead: 'row' },
+  {
+    // No index names `status` (the claim index on processed_at IS NULL, no in-flight index, the lease
+    // index on lease_owner alone), so the write-ahead, which changes no indexed column, is a HOT update.
+    name: 'range claim, HOT row write-ahead (no index on status or account)',
+    claim: 'range',
+    ahead: 'row',
+    drop: ['recipients_pending_idx', 'recipients_in_flight_idx', 'recipients_lease_idx'],
+    prepare: [
+      'CREATE INDEX ON :s.recipients (campaign_id, batch, seq) WHERE processed_at IS NULL',
+      'CREATE INDEX ON :s.recipients (lease_owner) WHERE lease_owner IS NOT NULL',
+    ],
+  },
   { name: 'write-once (range claim, record write-ahead)', claim: 'range', ahead: 'record' },
   {
     name: 'write-once, without the provider, processed, lease and in-flight indexes',
@@ -163,6 +175,7 @@ async function main() {
         const schema = `floor_${round}_${i}`;
         await fresh(url, schema, n);
         for (const index of v.drop ?? []) await c.query(`DROP INDEX ${schema}.${index}`);
+        for (const sql of v.prepare ?? []) await c.query(sql.replaceAll(':s', schema));
         rates[i]!.push(v.claim === 'row' ? await threeWrites(c, schema, group, v.ahead === 'record') : await writeOnce(c, schema, group, v.ahead === 'row'));
         await c.query(`DROP SCHEMA ${schema} CASCADE`);
       }
