@@ -10,7 +10,7 @@
 -- A row written ahead (`sending`) always carries its own. Ranges of one batch never overlap: they are
 -- made, trimmed and dropped by claims under the batch row's lock (functions/claim_recipients.sql),
 -- dropped by release, and dropped by the heartbeat once they cover no row that needs them.
--- (functions/_with_lease.sql is the rule for reading; the checks of the write path inline it.)
+-- (functions/_with_lease.sql is the rule, for reads and for the checks of the write path alike.)
 CREATE TABLE :DISPARO_SCHEMA.leases (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   campaign_id text NOT NULL,

@@ -6,7 +6,8 @@
 -- (checkpoint-codec.ts turns it into the contract's `CheckpointResult`).
 --
 -- The rules are core's (@disparo/core/store), checked against this function by the conformance suite:
--- - an outcome applies only while its row is open and leased by `p_owner` (outcomeApplies); it moves
+-- - an outcome applies only while its row is open and leased by `p_owner`, on the row or by a range
+--   (outcomeApplies; _with_lease, as every lease check here); it moves
 --   the account's run of real failures (failuresAfter) and its next slot to `accountNextSendAt` when
 --   that is later, never earlier;
 -- - the reservation is reserveSlots: checks in SLOT_CHECKS order (lease_lost, account_unavailable,

@@ -320,7 +320,7 @@ SELECT pg_temp.disparo_migration(5, 'range_leases', $disparo_sql$
 -- A row written ahead (`sending`) always carries its own. Ranges of one batch never overlap: they are
 -- made, trimmed and dropped by claims under the batch row's lock (functions/claim_recipients.sql),
 -- dropped by release, and dropped by the heartbeat once they cover no row that needs them.
--- (functions/_with_lease.sql is the rule for reading; the checks of the write path inline it.)
+-- (functions/_with_lease.sql is the rule, for reads and for the checks of the write path alike.)
 CREATE TABLE "disparo".leases (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   campaign_id text NOT NULL,
@@ -898,7 +898,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', 'c26d2f47cadd61ba67ff6b628100f2c3', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', '7d6e5808c73259673728ae769269ad4a', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
 -- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`. A single
@@ -907,7 +907,8 @@ SELECT pg_temp.disparo_function('checkpoint', 'c26d2f47cadd61ba67ff6b628100f2c3'
 -- (checkpoint-codec.ts turns it into the contract's `CheckpointResult`).
 --
 -- The rules are core's (@disparo/core/store), checked against this function by the conformance suite:
--- - an outcome applies only while its row is open and leased by `p_owner` (outcomeApplies); it moves
+-- - an outcome applies only while its row is open and leased by `p_owner`, on the row or by a range
+--   (outcomeApplies; _with_lease, as every lease check here); it moves
 --   the account's run of real failures (failuresAfter) and its next slot to `accountNextSendAt` when
 --   that is later, never earlier;
 -- - the reservation is reserveSlots: checks in SLOT_CHECKS order (lease_lost, account_unavailable,
