@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
 import { createMemoryStore } from '@disparo/core';
 import type { CheckpointInput, Outcome, Recipient, StateStore, WriteAhead } from '@disparo/core/store';
+import { newCampaign, pacing } from '@disparo/core/testing';
 import { createPostgresStore } from '@disparo/adapter-postgres';
 import { freshSchema } from './support.js';
 
@@ -27,23 +28,10 @@ const rng = (seed: number) => () => {
 };
 
 async function setUp(store: StateStore): Promise<Recipient[]> {
-  for (const a of ACCOUNTS) {
-    await store.upsertAccount(a, { intervalMs: { min: 0, max: 0 }, hourlyCap: null, dailyCap: null, warmup: null, typingMsPerChar: 0, typingMaxMs: 0, maxInFlight: 1, ratePerSecond: null }, T0);
-  }
+  for (const a of ACCOUNTS) await store.upsertAccount(a, pacing(), T0);
   const rows: Recipient[] = [];
   for (const [id, n, batchSize] of [['c1', 40, 8], ['c2', 24, 6]] as const) {
-    await store.createCampaign({
-      id,
-      name: id,
-      templates: ['Oi'],
-      media: null,
-      accountIds: ACCOUNTS,
-      settings: { batchSize, batchPauseMs: { min: 0, max: 0 }, maxAttempts: 3, retryBackoffMs: { min: 0, max: 0 }, inDoubt: 'at-most-once', sendWindow: null, stickySender: false, precheckNumbers: false, contactCap: null },
-      status: 'draft',
-      scheduledAt: null,
-      metadata: {},
-      now: T0,
-    });
+    await store.createCampaign(newCampaign(id, { batchSize, accountIds: ACCOUNTS, now: T0 }));
     await store.addRecipients(id, Array.from({ length: n }, (_, i) => ({ phone: `55119${70_000_000 + (id === 'c1' ? 0 : 100) + i}`, vars: {} })), T0);
     // Every batch leased, the last row of each to the other owner.
     for (let batch = 1; batch <= Math.ceil(n / batchSize); batch++) {

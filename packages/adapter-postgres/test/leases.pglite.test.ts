@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PGlite } from '@electric-sql/pglite';
 import { createMemoryStore } from '@disparo/core';
 import type { CheckpointInput, Outcome, Recipient, StateStore } from '@disparo/core/store';
+import { newCampaign, pacing } from '@disparo/core/testing';
 import { createPostgresStore } from '@disparo/adapter-postgres';
 import { freshSchema, inspector } from './support.js';
 
@@ -28,20 +29,9 @@ const rng = (seed: number) => () => {
 };
 
 async function setUp(store: StateStore): Promise<void> {
-  await store.upsertAccount('a1', { intervalMs: { min: 0, max: 0 }, hourlyCap: null, dailyCap: null, warmup: null, typingMsPerChar: 0, typingMaxMs: 0, maxInFlight: 1_000, ratePerSecond: null }, T0);
+  await store.upsertAccount('a1', pacing({ maxInFlight: 1_000 }), T0);
   for (const [id, n, batchSize] of CAMPAIGNS) {
-    await store.createCampaign({
-      id,
-      name: id,
-      templates: ['Oi'],
-      media: null,
-      accountIds: ['a1'],
-      settings: { batchSize, batchPauseMs: { min: 0, max: 0 }, maxAttempts: 3, retryBackoffMs: { min: 0, max: 0 }, inDoubt: 'at-most-once', sendWindow: null, stickySender: false, precheckNumbers: false, contactCap: null },
-      status: 'draft',
-      scheduledAt: null,
-      metadata: {},
-      now: T0,
-    });
+    await store.createCampaign(newCampaign(id, { batchSize, now: T0 }));
     await store.addRecipients(id, Array.from({ length: n }, (_, i) => ({ phone: `55119${70_000_000 + (id === 'c1' ? 0 : 100) + i}`, vars: {} })), T0);
   }
 }

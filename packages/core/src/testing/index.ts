@@ -7,4 +7,6 @@ export type { StoreFactory, StoreInspector, StoreSuiteOptions } from './store-su
 export { describeTransport } from './transport-suite/suite.js';
 export type { ReceivedMessage, ScriptedFailure, TransportCapability, TransportHarness, TransportScript, TransportSuiteOptions } from './transport-suite/suite.js';
 export { samplePhones } from './fixtures.js';
+/** The conformance suite's fixtures: a draft campaign of account `a1`, and pacing with nothing set, each with overrides. */
+export { newCampaign, pacing } from './store-suite/harness.js';
 export { seededRandom } from '../random.js';
