@@ -41,7 +41,8 @@ const rowsOf = async (store: StateStore): Promise<Recipient[]> => {
   for (const [c] of CAMPAIGNS) all.push(...(await store.listRecipients(c, { limit: 1_000 })).sort((a, b) => a.seq - b.seq));
   return all;
 };
-const view = (rows: Recipient[]) => rows.map((r) => [r.campaignId, r.seq, r.status, r.leaseOwner, r.leaseExpiresAt, r.attempts]);
+const view = (rows: Recipient[]) =>
+  rows.map((r) => [r.campaignId, r.seq, r.status, r.leaseOwner, r.leaseExpiresAt, r.attempts, r.text, r.accountId, r.providerMessageId, r.sentAt, r.processedAt]);
 const seqsOf = (rows: Recipient[]) => rows.map((r) => [r.campaignId, r.seq, r.leaseOwner, r.leaseExpiresAt]).sort((a, b) => String(a[0]).localeCompare(String(b[0])) || Number(a[1]) - Number(b[1]));
 
 describe('range leases agree with the memory store', () => {
@@ -87,6 +88,8 @@ describe('range leases agree with the memory store', () => {
         if (!first) continue;
         const owner = random() < 0.85 ? first.leaseOwner ?? pick(OWNERS) : pick(OWNERS);
         const draws = outs.map(() => ({ status: pick(['sent', 'failed', 'skipped', 'pending', 'pending'] as const), keep: random() < 0.5 }));
+        // Some sends carry the provider's id from the write-ahead (as Cloud API and Baileys do).
+        const known = items.map(() => random() < 0.5);
         const input = async (store: StateStore): Promise<CheckpointInput> => ({
           owner,
           now,
@@ -102,7 +105,7 @@ describe('range leases agree with the memory store', () => {
             })),
           ),
           ...(items.length > 0
-            ? { writeAhead: { accountId: 'a1', maxInFlight: 1_000, items: await Promise.all(items.map(async (t) => ({ recipientId: await idIn(store, t), campaignId: t.campaignId, text: 'x', attempt: t.attempts + 1, gapMs: 0, leadMs: 0 }))) } }
+            ? { writeAhead: { accountId: 'a1', maxInFlight: 1_000, items: await Promise.all(items.map(async (t, i) => ({ recipientId: await idIn(store, t), campaignId: t.campaignId, text: `m${t.seq}.${t.attempts + 1}`, attempt: t.attempts + 1, ...(known[i] ? { providerMessageId: `w${t.campaignId}.${t.seq}.${t.attempts + 1}` } : {}), gapMs: 0, leadMs: 0 }))) } }
             : {}),
         });
         const a = await memory.checkpoint(await input(memory));

@@ -109,7 +109,12 @@ describe(`under a row cap of ${CAP}`, () => {
 
   it('lists sends in doubt up to the cap; recovery asks again for the rest', async () => {
     await seed(12);
-    await project.sb.sql(`UPDATE disparo.recipients SET status = 'sending', account_id = 'a1', lease_owner = 'dead', lease_expires_at = $1`, [T0]);
+    // Twelve sends of a dead worker, in flight (written ahead: adapter-postgres's sql/000006_in_flight.sql).
+    await project.sb.sql(
+      `INSERT INTO disparo.in_flight (recipient_id, campaign_id, batch, account_id, owner, expires_at, attempt, text, started_at)
+       SELECT r.id, r.campaign_id, r.batch, 'a1', 'dead', $1, 1, 'Oi', $1 FROM disparo.recipients r`,
+      [T0],
+    );
     expect(await store.listInDoubt(T0 + 1, 500)).toHaveLength(CAP);
   });
 });

@@ -30,6 +30,7 @@ DECLARE
   v_known text;
   v_retry bigint[];
   v_found boolean;
+  v_pids text[];
 BEGIN
   -- Expired ones go (one a concurrent call holds is left to it: no call waits on another here).
   DELETE FROM :DISPARO_SCHEMA.held_receipts WHERE id IN (
@@ -40,18 +41,22 @@ BEGIN
   IF coalesce(jsonb_array_length(p_updates), 0) = 0 THEN
     SELECT coalesce(array_agg(h.id ORDER BY h.id), '{}') INTO v_retry
       FROM (SELECT h.id FROM :DISPARO_SCHEMA.held_receipts h
-            WHERE EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.recipients r WHERE r.provider_message_id = h.provider_message_id AND r.status <> 'sending')
+            WHERE EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.recipients r WHERE r.provider_message_id = h.provider_message_id
+                            AND NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.in_flight f WHERE f.recipient_id = r.id))
                OR (h.idempotency_key LIKE '%:%' AND EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.recipients r
                      WHERE r.phone = substring(h.idempotency_key from '[^:]*$')
                        AND r.campaign_id = left(h.idempotency_key, length(h.idempotency_key) - length(substring(h.idempotency_key from '[^:]*$')) - 1)
-                       AND r.status <> 'sending'))
+                       AND NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.in_flight f WHERE f.recipient_id = r.id)))
             ORDER BY h.id FOR UPDATE SKIP LOCKED) h;
   ELSE
     v_retry := '{}';
   END IF;
+  v_pids := ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e)
+    || ARRAY(SELECT h.provider_message_id FROM :DISPARO_SCHEMA.held_receipts h WHERE h.id = ANY (v_retry));
   PERFORM 1 FROM :DISPARO_SCHEMA.recipients r
-    WHERE r.provider_message_id = ANY (ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e)
-      || ARRAY(SELECT h.provider_message_id FROM :DISPARO_SCHEMA.held_receipts h WHERE h.id = ANY (v_retry)))
+    WHERE r.id IN (SELECT x.id FROM :DISPARO_SCHEMA.recipients x WHERE x.provider_message_id = ANY (v_pids)
+                   UNION ALL
+                   SELECT f.recipient_id FROM :DISPARO_SCHEMA.in_flight f WHERE f.provider_message_id = ANY (v_pids))
     ORDER BY r.id FOR UPDATE;
   FOR u IN
     SELECT q.held_id, q.pid, q.status, q.at, q.error, q.idem FROM (
@@ -62,21 +67,24 @@ BEGIN
         FROM jsonb_array_elements(coalesce(p_updates, '[]')) WITH ORDINALITY AS x(e, i)
     ) q ORDER BY q.part, q.i
   LOOP
-    SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
-      FROM :DISPARO_SCHEMA.recipients r WHERE r.provider_message_id = u.pid
-      ORDER BY r.updated_at DESC, r.id DESC LIMIT 1;
+    SELECT w.id, w.campaign_id, w.batch, w.status, w.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+      FROM :DISPARO_SCHEMA.get_recipient_by_provider_id(u.pid) w;
     IF NOT FOUND AND u.idem LIKE '%:%' THEN
       -- The key is `campaignId:phone`; campaign ids may hold ':', phones never do.
-      SELECT r.id, r.campaign_id, r.batch, r.status, r.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
-        FROM :DISPARO_SCHEMA.recipients r
+      SELECT r.id, r.campaign_id, r.batch, w.status, w.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+        FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._shown(r) w
         WHERE r.phone = substring(u.idem from '[^:]*$') AND r.campaign_id = left(u.idem, length(u.idem) - length(substring(u.idem from '[^:]*$')) - 1)
-        FOR UPDATE;
+        FOR UPDATE OF r;
     END IF;
     v_found := FOUND;
     IF NOT v_found OR v_from = 'sending' THEN
       -- Not yet (holdsReceipt): a row in doubt learns the provider id; a new receipt is held.
       IF v_found AND v_known IS NULL THEN
-        UPDATE :DISPARO_SCHEMA.recipients SET provider_message_id = u.pid WHERE id = v_id;
+        -- (A row `sending` is in flight: the id goes with its send, 000006_in_flight.sql.)
+        UPDATE :DISPARO_SCHEMA.in_flight SET provider_message_id = u.pid WHERE recipient_id = v_id;
+        IF NOT FOUND THEN
+          UPDATE :DISPARO_SCHEMA.recipients SET provider_message_id = u.pid WHERE id = v_id;
+        END IF;
       END IF;
       IF u.held_id IS NULL THEN
         INSERT INTO :DISPARO_SCHEMA.held_receipts (provider_message_id, idempotency_key, status, at, error, held_at)

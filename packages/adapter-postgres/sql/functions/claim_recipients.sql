@@ -74,7 +74,7 @@ BEGIN
       WITH cand AS (
         SELECT r.id, r.seq, r.phone, r.lease_expires_at IS NULL AS ranged FROM :DISPARO_SCHEMA.recipients r
         WHERE r.campaign_id = p_campaign_id AND r.batch = p_batch AND r.processed_at IS NULL AND r.status = 'pending'
-          AND r.seq > v_low AND (v_high IS NULL OR r.seq <= v_high)
+          AND r.seq > v_low AND (v_high IS NULL OR r.seq <= v_high) AND NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.in_flight f WHERE f.recipient_id = r.id)
           AND CASE WHEN r.lease_expires_at IS NULL THEN NOT coalesce(v_live @> r.seq, false)
                    ELSE r.lease_owner IS NULL OR r.lease_expires_at <= p_now END
         ORDER BY r.seq
@@ -136,7 +136,7 @@ BEGIN
         WITH u AS (
           UPDATE :DISPARO_SCHEMA.recipients r SET lease_owner = p_owner, lease_expires_at = p_now + p_lease_ms, updated_at = p_now
           WHERE r.id IN (SELECT x.id FROM :DISPARO_SCHEMA.recipients x WHERE x.id = ANY (v_own) ORDER BY x.id FOR UPDATE SKIP LOCKED)
-            AND r.status = 'pending' AND (r.lease_owner IS NULL OR r.lease_expires_at <= p_now)
+            AND r.status = 'pending' AND (r.lease_owner IS NULL OR r.lease_expires_at <= p_now) AND NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.in_flight f WHERE f.recipient_id = r.id)
           RETURNING r.id
         )
         SELECT v_taken || coalesce(array_agg(u.id), '{}'), v_got + count(*) INTO v_taken, v_got FROM u;
@@ -146,7 +146,7 @@ BEGIN
     END LOOP;
   END LOOP;
   PERFORM :DISPARO_SCHEMA._count_moves(v_moves);
-  RETURN QUERY SELECT w.* FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._with_lease(r) w
+  RETURN QUERY SELECT w.* FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._shown(r) w
     WHERE r.id = ANY (v_taken);
 END
 $$;

@@ -1,5 +1,6 @@
 -- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease:
--- its ranges (000005_range_leases.sql) and the rows leased on the row. Returns how many rows that
+-- its ranges (000005_range_leases.sql), the rows leased on the row, and its sends in flight
+-- (000006_in_flight.sql). Returns how many rows that
 -- extends. A range that no longer covers a row it leases (each one done, written ahead, or handed
 -- back) is dropped instead, so ranges do not pile up behind a long campaign.
 -- A heartbeat never waits (SKIP LOCKED). A range a claim holds is expired and being taken over (see
@@ -17,14 +18,16 @@ LANGUAGE sql AS $$
   ), kept AS (
     UPDATE :DISPARO_SCHEMA.leases x SET expires_at = p_now + p_lease_ms FROM l WHERE x.id = l.id AND l.n > 0 RETURNING l.n
   ), own_pending AS (
-    SELECT id FROM :DISPARO_SCHEMA.recipients WHERE status = 'pending' AND lease_owner = p_owner FOR UPDATE SKIP LOCKED
-  ), own_sending AS (
-    -- (By the in-flight index, which holds every `sending` row: the lease index holds pending rows only.)
-    SELECT id FROM :DISPARO_SCHEMA.recipients WHERE status = 'sending' AND lease_owner = p_owner FOR UPDATE SKIP LOCKED
+    -- (A row in flight is the send's: counted below, once.)
+    SELECT r.id FROM :DISPARO_SCHEMA.recipients r WHERE r.status = 'pending' AND r.lease_owner = p_owner
+      AND NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.in_flight f WHERE f.recipient_id = r.id) FOR UPDATE OF r SKIP LOCKED
   ), u AS (
     UPDATE :DISPARO_SCHEMA.recipients r SET lease_expires_at = p_now + p_lease_ms
-    FROM (SELECT id FROM own_pending UNION ALL SELECT id FROM own_sending) own
-    WHERE r.id = own.id AND r.lease_owner = p_owner RETURNING 1
+    FROM own_pending own WHERE r.id = own.id AND r.lease_owner = p_owner RETURNING 1
+  ), sends AS (
+    UPDATE :DISPARO_SCHEMA.in_flight x SET expires_at = p_now + p_lease_ms
+    WHERE x.recipient_id IN (SELECT f.recipient_id FROM :DISPARO_SCHEMA.in_flight f WHERE f.owner = p_owner FOR UPDATE SKIP LOCKED)
+    RETURNING 1
   )
-  SELECT (coalesce((SELECT sum(kept.n) FROM kept), 0) + (SELECT count(*) FROM u))::integer
+  SELECT (coalesce((SELECT sum(kept.n) FROM kept), 0) + (SELECT count(*) FROM u) + (SELECT count(*) FROM sends))::integer
 $$;

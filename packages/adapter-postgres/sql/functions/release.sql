@@ -1,6 +1,6 @@
 -- StateStore.release: drop `p_owner`'s leases on pending rows: all of them (its ranges, and the rows
--- leased on the row), or those of the rows whose ids are in `p_recipient_ids` (a JSON array). Sending
--- rows are left to recovery. Returns how many rows that frees.
+-- leased on the row), or those of the rows whose ids are in `p_recipient_ids` (a JSON array). Sends
+-- in flight (000006_in_flight.sql) are left to recovery. Returns how many rows that frees.
 -- A row freed on its own is marked "not leased" (`lease_expires_at = 0`, no owner), so that no live
 -- range over it takes it back (000005_range_leases.sql). Ranges, then rows, are locked in key order.
 -- Claims and heartbeats take ranges and rows with SKIP LOCKED, never waiting, so a release waits at most
@@ -21,7 +21,8 @@ BEGIN
     )
     SELECT coalesce(sum(l.n), 0)::integer INTO v_ranged FROM l;
     WITH l AS (
-      SELECT r.id FROM :DISPARO_SCHEMA.recipients r WHERE r.lease_owner = p_owner AND r.status = 'pending' ORDER BY r.id FOR UPDATE
+      SELECT r.id FROM :DISPARO_SCHEMA.recipients r WHERE r.lease_owner = p_owner AND r.status = 'pending'
+        AND NOT EXISTS (SELECT 1 FROM :DISPARO_SCHEMA.in_flight f WHERE f.recipient_id = r.id) ORDER BY r.id FOR UPDATE OF r
     ), u AS (
       UPDATE :DISPARO_SCHEMA.recipients r SET lease_owner = NULL, lease_expires_at = 0 FROM l
       WHERE r.id = l.id AND r.lease_owner = p_owner AND r.status = 'pending' RETURNING 1
@@ -29,9 +30,9 @@ BEGIN
     SELECT count(*)::integer INTO v_rows FROM u;
   ELSE
     WITH l AS (
-      SELECT r.id FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._with_lease(r) w
+      SELECT r.id FROM :DISPARO_SCHEMA.recipients r CROSS JOIN LATERAL :DISPARO_SCHEMA._shown(r) w
       WHERE r.id = ANY (ARRAY(SELECT :DISPARO_SCHEMA._row_id(x) FROM jsonb_array_elements_text(p_recipient_ids) x))
-        AND r.status = 'pending' AND w.lease_owner = p_owner
+        AND w.status = 'pending' AND w.lease_owner = p_owner
       ORDER BY r.id FOR UPDATE OF r
     ), u AS (
       UPDATE :DISPARO_SCHEMA.recipients r SET lease_owner = NULL, lease_expires_at = 0 FROM l

@@ -29,9 +29,9 @@ export function inspector(db: Queryable, schema: string): StoreInspector & { que
       );
       return c ? toCampaign(c) : null;
     },
-    // Each row with the lease that holds it, by the store's own rule (ranges included: sql/functions/_with_lease.sql).
+    // Each row with the lease that holds it, by the store's own rule (ranges included: sql/functions/_shown.sql).
     recipients: async (campaignId) =>
-      (await q(`SELECT w.* FROM ${s}.recipients r CROSS JOIN LATERAL ${s}._with_lease(r) w WHERE r.campaign_id = $1 ORDER BY r.seq`, [campaignId])).map(toRecipient),
+      (await q(`SELECT w.* FROM ${s}.recipients r CROSS JOIN LATERAL ${s}._shown(r) w WHERE r.campaign_id = $1 ORDER BY r.seq`, [campaignId])).map(toRecipient),
     batches: async (campaignId) =>
       (
         await q(
