@@ -42,7 +42,8 @@ export function checkpoint(t: MemoryTables, input: CheckpointInput): CheckpointR
   const { now, owner } = input;
   const account = t.accounts.get(w.accountId);
   const rows = w.items.map((item) => t.byId.get(item.recipientId));
-  const items: SlotItem[] = w.items.map((item, i) => ({ row: rowState(rows[i], item.campaignId, owner, item.attempt, now), gapMs: item.gapMs, leadMs: item.leadMs }));
+  // A gap or lead left out (a JavaScript caller) counts as 0, as in the SQL stores.
+  const items: SlotItem[] = w.items.map((item, i) => ({ row: rowState(rows[i], item.campaignId, owner, item.attempt, now), gapMs: item.gapMs ?? 0, leadMs: item.leadMs ?? 0 }));
   if (!account) {
     return { outcomes, grants: items.map((it) => ({ granted: false, reason: it.row === 'lost' ? 'lease_lost' : 'account_unavailable', retryAt: now })) };
   }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Suite } from './harness.js';
 import type { CapWindow } from '../../domain/calendar.js';
 import type { Recipient } from '../../domain/types.js';
+import type { WriteAheadItem } from '../../store/contract.js';
 import { T0, LEASE_MS, HOUR_MS, DAY_MS, pacing } from './harness.js';
 
 export function slotsCases(s: Suite): void {
@@ -25,6 +26,15 @@ export function slotsCases(s: Suite): void {
       expect((await s.store.getRecipientByProviderId('bp-1'))?.id).toBe(rows[0]!.id);
       const { campaign } = await consistent();
       expect(campaign.counters).toMatchObject({ sending: 1, pending: 1 });
+    });
+
+    it('an item without gapMs or leadMs (a JavaScript caller) reserves its slot as if both were 0', async () => {
+      const rows = await seed({ n: 1 });
+      await claim('o1');
+      const item = { recipientId: rows[0]!.id, campaignId: rows[0]!.campaignId, text: 'Oi', attempt: 1 } as unknown as WriteAheadItem;
+      const result = await s.store.checkpoint({ owner: 'o1', now: T0 + 1_000, leaseMs: LEASE_MS, writeAhead: { accountId: 'a1', maxInFlight: 1, items: [item] } });
+      expect(result.grants).toEqual([{ granted: true, slotAt: T0 + 1_000 }]);
+      expect((await s.raw.account('a1'))!.nextSendAt).toBe(T0 + 1_000);
     });
 
     it('a repeated write-ahead (same owner, same attempt: a retried call whose commit was not heard) is granted again without a second slot', async () => {
