@@ -26,8 +26,8 @@
 -- item after those gets the refusal of the first check that fails at j = v_k. Slots are running sums.
 --
 -- The in-flight window: the account's sends written ahead without an outcome are its rows in
--- `in_flight`, whoever wrote them, on the wire or in doubt (lease expired), until their outcome is recorded or they
--- are settled. They are counted after the account's row is locked: a worker reserving the same account
+-- `in_flight`, whoever wrote them, on the wire or in doubt (lease expired), until their outcome is
+-- recorded or they are settled. They are counted after the account's row is locked: a worker reserving the same account
 -- waits for that lock, and its count, a statement of its own (READ COMMITTED: a fresh snapshot), then
 -- sees the sends the other one committed. So across every worker at most `maxInFlight` sends of an
 -- account are ever on the wire.

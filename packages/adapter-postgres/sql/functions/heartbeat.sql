@@ -1,9 +1,10 @@
 -- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease:
 -- its ranges (000005_range_leases.sql), the rows leased on the row, and its sends in flight
--- (000006_in_flight.sql). Returns how many rows that
--- extends. A range that no longer covers a row it leases (each one done, written ahead, or handed
--- back) is dropped instead, so ranges do not pile up behind a long campaign.
--- A heartbeat never waits (SKIP LOCKED). A range a claim holds is expired and being taken over (see
+-- (000006_in_flight.sql). Returns how many rows that extends. A range that no longer covers a row it
+-- leases (each one done, in flight, or handed back) is dropped instead, so ranges do not pile up
+-- behind a long campaign.
+-- A heartbeat never waits (SKIP LOCKED), so a checkpoint or a settlement deleting a send waits for it
+-- at most briefly, never in a cycle. A range a claim holds is expired and being taken over (see
 -- claim_recipients), or one the owner's own release is dropping. A row another statement of this owner
 -- holds (its checkpoint) is skipped, not waited for; waiting, in whatever order the scan meets rows,
 -- could deadlock with that checkpoint.

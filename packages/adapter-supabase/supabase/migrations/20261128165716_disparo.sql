@@ -962,7 +962,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', '10003ce78a183fd99d0e64e27bb37f73', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', 'b674b3e205cc332f536c5d0809861853', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
 -- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`: a send in
@@ -991,8 +991,8 @@ SELECT pg_temp.disparo_function('checkpoint', '10003ce78a183fd99d0e64e27bb37f73'
 -- item after those gets the refusal of the first check that fails at j = v_k. Slots are running sums.
 --
 -- The in-flight window: the account's sends written ahead without an outcome are its rows in
--- `in_flight`, whoever wrote them, on the wire or in doubt (lease expired), until their outcome is recorded or they
--- are settled. They are counted after the account's row is locked: a worker reserving the same account
+-- `in_flight`, whoever wrote them, on the wire or in doubt (lease expired), until their outcome is
+-- recorded or they are settled. They are counted after the account's row is locked: a worker reserving the same account
 -- waits for that lock, and its count, a statement of its own (READ COMMITTED: a fresh snapshot), then
 -- sees the sends the other one committed. So across every worker at most `maxInFlight` sends of an
 -- account are ever on the wire.
@@ -1753,13 +1753,14 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/heartbeat.sql
-SELECT pg_temp.disparo_function('heartbeat', '3cf19f72d202a15c3b680b4bff5b2151', $disparo_sql$
+SELECT pg_temp.disparo_function('heartbeat', 'ffb78778866d5b287f6bf2b51a532e34', $disparo_sql$
 -- StateStore.heartbeat: extend every lease `p_owner` holds (pending or sending rows) to now + lease:
 -- its ranges (000005_range_leases.sql), the rows leased on the row, and its sends in flight
--- (000006_in_flight.sql). Returns how many rows that
--- extends. A range that no longer covers a row it leases (each one done, written ahead, or handed
--- back) is dropped instead, so ranges do not pile up behind a long campaign.
--- A heartbeat never waits (SKIP LOCKED). A range a claim holds is expired and being taken over (see
+-- (000006_in_flight.sql). Returns how many rows that extends. A range that no longer covers a row it
+-- leases (each one done, in flight, or handed back) is dropped instead, so ranges do not pile up
+-- behind a long campaign.
+-- A heartbeat never waits (SKIP LOCKED), so a checkpoint or a settlement deleting a send waits for it
+-- at most briefly, never in a cycle. A range a claim holds is expired and being taken over (see
 -- claim_recipients), or one the owner's own release is dropping. A row another statement of this owner
 -- holds (its checkpoint) is skipped, not waited for; waiting, in whatever order the scan meets rows,
 -- could deadlock with that checkpoint.
