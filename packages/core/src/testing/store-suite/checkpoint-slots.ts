@@ -6,7 +6,7 @@ import type { WriteAheadItem } from '../../store/contract.js';
 import { T0, LEASE_MS, HOUR_MS, DAY_MS, pacing } from './harness.js';
 
 export function slotsCases(s: Suite): void {
-  const { rawRows, rawRow, seed, claim, begin, out, consistent } = s;
+  const { rawRows, rawRow, seed, claim, begin, out, record, consistent } = s;
   describe('checkpoint: slot reservation and write-ahead', () => {
     it('grants a slot at now + lead, reserves the next one, and writes the recipient ahead as sending', async () => {
       const rows = await seed({ n: 2 });
@@ -26,6 +26,18 @@ export function slotsCases(s: Suite): void {
       expect((await s.store.getRecipientByProviderId('bp-1'))?.id).toBe(rows[0]!.id);
       const { campaign } = await consistent();
       expect(campaign.counters).toMatchObject({ sending: 1, pending: 1 });
+    });
+
+    it("a retry written ahead with a new provider id is found by that id, and no longer by the first attempt's", async () => {
+      const rows = await seed({ n: 1 });
+      await claim('o1');
+      expect((await begin('o1', rows[0]!, { pid: 'bp-1' })).granted).toBe(true);
+      const [first] = await record('o1', [out(rows[0]!, 'pending', { keepLease: true, error: 'timeout' })], T0 + 1);
+      expect(first?.applied).toBe(true);
+      expect((await s.store.getRecipientByProviderId('bp-1'))?.id).toBe(rows[0]!.id);
+      expect((await begin('o1', rows[0]!, { now: T0 + 2, attempt: 2, pid: 'bp-2' })).granted).toBe(true);
+      expect(await s.store.getRecipientByProviderId('bp-2')).toMatchObject({ id: rows[0]!.id, status: 'sending', attempts: 2, providerMessageId: 'bp-2' });
+      expect(await s.store.getRecipientByProviderId('bp-1')).toBeNull();
     });
 
     it('an item without gapMs or leadMs (a JavaScript caller) reserves its slot as if both were 0', async () => {
