@@ -109,8 +109,10 @@ describe('POST /webhooks/cloud-api: signed webhooks', () => {
       const raw = metaSerialize(body(statuses(fake.messages(), 'delivered')));
       const res = await post(raw, { 'x-hub-signature-256': metaSign(raw, fake.appSecret) });
       expect(res).toEqual({ status: 200, body: { ok: true, events: 6 } });
-      expect(applied).toHaveBeenCalledTimes(1);
-      expect(applied.mock.calls[0]![0]).toHaveLength(6);
+      // (The engine's housekeeping also calls it, with no updates, at every poll: those are not the webhook's.)
+      const calls = applied.mock.calls.filter(([updates]) => updates.length > 0);
+      expect(calls).toHaveLength(1);
+      expect(calls[0]![0]).toHaveLength(6);
       expect(await counters()).toMatchObject({ delivered: 6 });
     } finally {
       applied.mockRestore();

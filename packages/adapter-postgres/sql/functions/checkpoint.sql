@@ -310,15 +310,16 @@ BEGIN
         INTO w_id, w_campaign, w_text, w_attempt, w_pid, w_gap, w_lead
         FROM jsonb_array_elements(p_write_ahead -> 'items') WITH ORDINALITY AS x(e, i);
     END IF;
-    -- A send in flight is written and deleted only under its row's lock (000006_in_flight.sql), so
-    -- each statement after this one sees the sends of the rows it locked as they stand. (A row is
-    -- `pending` on disk while in flight; one it holds has its lease on the row or by a range.)
+    -- Every row named, locked in key order: a send in flight is written and deleted only under its
+    -- row's lock (000006_in_flight.sql), so each statement after this one sees the sends of these rows
+    -- as they stand. (No filter on what the row holds: a send in flight may sit on a row whose own
+    -- lease fields say nothing of it, as the upgrade to version 6 leaves them.)
     -- (Rows are read by key through LATERAL subqueries that cannot be flattened: planned as a join, or
     -- as `id = ANY (...)`, another index or a hash join can look cheaper than a hundred key lookups;
     -- the lease index found every row of the owner's claim, 500, to lock one.)
     PERFORM 1 FROM (SELECT DISTINCT k.id FROM unnest(coalesce(o_id, '{}') || coalesce(w_id, '{}')) k(id) ORDER BY k.id) k
       CROSS JOIN LATERAL (SELECT 1 FROM :DISPARO_SCHEMA.recipients rc
-                          WHERE rc.id = k.id AND (rc.lease_owner = p_owner OR rc.lease_expires_at IS NULL) AND rc.status = 'pending' FOR UPDATE) x;
+                          WHERE rc.id = k.id FOR UPDATE) x;
 
     -- Outcomes in order: all at once, or one at a time when a recipient has two.
     v_one := CASE WHEN v_twice THEN 1 END;
