@@ -2,10 +2,11 @@
 -- ({"recipientId", "status": sent|pending|unknown, "providerMessageId", "sentAt"}). Each applies only
 -- while its row is still `sending` (in flight, 000006_in_flight.sql) with an expired lease, so of two
 -- recovering workers exactly one settles it (the other re-reads the row after the first commits and
--- finds it settled); the first settlement of a row wins. A settled row leaves its account's in-flight window, and the account is
--- paced from now (core's nextSendAfterSettling: max(next_send_at, now + pacing.intervalMs.min)),
--- since the provider may have taken the message as late as the dead worker's last moment.
--- Returns how many applied.
+-- finds it settled); the first settlement of a row wins. The row is written once, with its send's
+-- text, attempt and account, and the send deleted, so it leaves its account's in-flight window. The
+-- account is paced from now (core's nextSendAfterSettling: max(next_send_at, now +
+-- pacing.intervalMs.min)), since the provider may have taken the message as late as the dead worker's
+-- last moment. Returns how many applied.
 CREATE OR REPLACE FUNCTION :DISPARO_SCHEMA.settle_in_doubt(p_settlements jsonb, p_now bigint)
 RETURNS integer
 LANGUAGE plpgsql AS $$

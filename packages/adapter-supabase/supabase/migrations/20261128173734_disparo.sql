@@ -962,7 +962,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', 'b674b3e205cc332f536c5d0809861853', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', 'b351cd46bcf51e5ec0576ce5b00719c2', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
 -- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`: a send in
@@ -1275,15 +1275,16 @@ BEGIN
         INTO w_id, w_campaign, w_text, w_attempt, w_pid, w_gap, w_lead
         FROM jsonb_array_elements(p_write_ahead -> 'items') WITH ORDINALITY AS x(e, i);
     END IF;
-    -- A send in flight is written and deleted only under its row's lock (000006_in_flight.sql), so
-    -- each statement after this one sees the sends of the rows it locked as they stand. (A row is
-    -- `pending` on disk while in flight; one it holds has its lease on the row or by a range.)
+    -- Every row named, locked in key order: a send in flight is written and deleted only under its
+    -- row's lock (000006_in_flight.sql), so each statement after this one sees the sends of these rows
+    -- as they stand. (No filter on what the row holds: a send in flight may sit on a row whose own
+    -- lease fields say nothing of it, as the upgrade to version 6 leaves them.)
     -- (Rows are read by key through LATERAL subqueries that cannot be flattened: planned as a join, or
     -- as `id = ANY (...)`, another index or a hash join can look cheaper than a hundred key lookups;
     -- the lease index found every row of the owner's claim, 500, to lock one.)
     PERFORM 1 FROM (SELECT DISTINCT k.id FROM unnest(coalesce(o_id, '{}') || coalesce(w_id, '{}')) k(id) ORDER BY k.id) k
       CROSS JOIN LATERAL (SELECT 1 FROM "disparo".recipients rc
-                          WHERE rc.id = k.id AND (rc.lease_owner = p_owner OR rc.lease_expires_at IS NULL) AND rc.status = 'pending' FOR UPDATE) x;
+                          WHERE rc.id = k.id FOR UPDATE) x;
 
     -- Outcomes in order: all at once, or one at a time when a recipient has two.
     v_one := CASE WHEN v_twice THEN 1 END;
@@ -1996,15 +1997,16 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/settle_in_doubt.sql
-SELECT pg_temp.disparo_function('settle_in_doubt', '2ef8658af72aec4cde12e6aa124bb2dd', $disparo_sql$
+SELECT pg_temp.disparo_function('settle_in_doubt', '4f7d44a4f67c5dc6a9435d4589998b5e', $disparo_sql$
 -- StateStore.settleInDoubt: `p_settlements` is an array of `InDoubtSettlement`
 -- ({"recipientId", "status": sent|pending|unknown, "providerMessageId", "sentAt"}). Each applies only
 -- while its row is still `sending` (in flight, 000006_in_flight.sql) with an expired lease, so of two
 -- recovering workers exactly one settles it (the other re-reads the row after the first commits and
--- finds it settled); the first settlement of a row wins. A settled row leaves its account's in-flight window, and the account is
--- paced from now (core's nextSendAfterSettling: max(next_send_at, now + pacing.intervalMs.min)),
--- since the provider may have taken the message as late as the dead worker's last moment.
--- Returns how many applied.
+-- finds it settled); the first settlement of a row wins. The row is written once, with its send's
+-- text, attempt and account, and the send deleted, so it leaves its account's in-flight window. The
+-- account is paced from now (core's nextSendAfterSettling: max(next_send_at, now +
+-- pacing.intervalMs.min)), since the provider may have taken the message as late as the dead worker's
+-- last moment. Returns how many applied.
 CREATE OR REPLACE FUNCTION "disparo".settle_in_doubt(p_settlements jsonb, p_now bigint)
 RETURNS integer
 LANGUAGE plpgsql AS $$
