@@ -962,7 +962,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', 'b351cd46bcf51e5ec0576ce5b00719c2', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', '6e4b9c5d41ceacbe61962dc00f6aa647', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
 -- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`: a send in
@@ -1013,7 +1013,7 @@ LANGUAGE plpgsql
 -- (custom plans) cost more than the rest of the checkpoint. That plan is made at a session's first
 -- call, from the statistics of that moment (an empty table, before a big import): no statement here
 -- ever wants a scan of a whole table, so none is planned.
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_bitmapscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
   v_no integer := coalesce(jsonb_array_length(p_outcomes), 0);
   v_n integer := coalesce(jsonb_array_length(p_write_ahead -> 'items'), 0);
@@ -1127,7 +1127,8 @@ BEGIN
               WHEN v_next > p_now + w.ahead THEN v_next - w.ahead
             END
           INTO v_reason, v_retry
-          FROM (SELECT count(*)::integer AS n FROM "disparo".in_flight f WHERE f.account_id = v_account) f,
+          FROM (SELECT count(*)::integer AS n FROM (SELECT 1 FROM "disparo".in_flight f WHERE f.account_id = v_account
+                                                    LIMIT greatest(coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1), 0)) s) f,
             (SELECT coalesce((p_write_ahead ->> 'maxInFlight')::integer, 1) AS max, coalesce((p_write_ahead ->> 'aheadMs')::bigint, 0) AS ahead,
                 p_write_ahead -> 'daily' ->> 'key' AS dk, (p_write_ahead -> 'daily' ->> 'limit')::integer AS dl, (p_write_ahead -> 'daily' ->> 'endsAt')::bigint AS dx,
                 p_write_ahead -> 'hourly' ->> 'key' AS hk, (p_write_ahead -> 'hourly' ->> 'limit')::integer AS hl, (p_write_ahead -> 'hourly' ->> 'endsAt')::bigint AS hx) w;
@@ -1371,9 +1372,12 @@ BEGIN
       IF NOT v_locked THEN
         PERFORM 1 FROM "disparo".accounts ac WHERE ac.id = v_account FOR UPDATE;
       END IF;
+      -- (The count stops at the window: all it decides is whether the window is full. The LIMIT also
+      -- makes it an index scan, which marks the dead entries of ended sends as it passes them; a bitmap
+      -- scan of this churning table walked all of them on every call: 1.2 ms a call after 150 calls.)
       SELECT true, ac.state, ac.connection, ac.disabled_until, ac.consecutive_failures, ac.next_send_at, ac.hour_key, ac.sent_this_hour,
           ac.day_key, ac.sent_today,
-          (SELECT count(*)::integer FROM "disparo".in_flight f WHERE f.account_id = v_account)
+          (SELECT count(*)::integer FROM (SELECT 1 FROM "disparo".in_flight f WHERE f.account_id = v_account LIMIT greatest(v_max, 0)) s)
         INTO v_found, v_state, v_connection, v_disabled_until, v_cf, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_in_flight
         FROM "disparo".accounts ac WHERE ac.id = v_account;
       v_found := coalesce(v_found, false);
