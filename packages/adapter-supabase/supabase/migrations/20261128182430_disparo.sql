@@ -617,36 +617,6 @@ END
 $$;
 $disparo_sql$);
 
--- sql/functions/_outcome_rows.sql
-SELECT pg_temp.disparo_function('_outcome_rows', 'bb02779cf8775e07e8e7354ae988072e', $disparo_sql$
--- The outcomes of a checkpoint as rows: `p_outcomes` is an array of the contract's `Outcome` records
--- (keys as in TypeScript: recipientId, campaignId, status, keepLease, attempts, at, accountId,
--- providerMessageId, error, skipReason, accountEffect, accountNextSendAt). `i` is the position in the
--- array, `has_error` whether `error` was given at all (given as null, it clears the row's last error;
--- absent, it keeps it).
-CREATE OR REPLACE FUNCTION "disparo"._outcome_rows(p_outcomes jsonb)
-RETURNS TABLE (i integer, recipient_id text, id bigint, campaign_id text, status text, keep_lease boolean, attempts integer, at bigint,
-  account_id text, provider_message_id text, error text, has_error boolean, skip_reason text, effect text, next_send_at bigint)
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT x.i::integer,
-    x.e ->> 'recipientId',
-    "disparo"._row_id(x.e ->> 'recipientId'),
-    x.e ->> 'campaignId',
-    x.e ->> 'status',
-    coalesce((x.e ->> 'keepLease')::boolean, false),
-    (x.e ->> 'attempts')::integer,
-    (x.e ->> 'at')::bigint,
-    x.e ->> 'accountId',
-    x.e ->> 'providerMessageId',
-    x.e ->> 'error',
-    x.e ? 'error',
-    x.e ->> 'skipReason',
-    coalesce(x.e ->> 'accountEffect', 'none'),
-    (x.e ->> 'accountNextSendAt')::bigint
-  FROM jsonb_array_elements(coalesce(p_outcomes, '[]')) WITH ORDINALITY AS x(e, i)
-$$;
-$disparo_sql$);
-
 -- sql/functions/_range_count.sql
 SELECT pg_temp.disparo_function('_range_count', '5caaa2ab6325118ff37a5158b79a4601', $disparo_sql$
 -- How many rows a range leases (000005_range_leases.sql): the pending rows of its batch, within its
@@ -731,26 +701,6 @@ LANGUAGE sql AS $$
     RETURNING campaign_id, batch
   )
   SELECT coalesce(array_agg(CAST(ROW(u.campaign_id, u.batch, 'pending', 'skipped') AS "disparo".move)), '{}') FROM u
-$$;
-$disparo_sql$);
-
--- sql/functions/_write_ahead_rows.sql
-SELECT pg_temp.disparo_function('_write_ahead_rows', '5ab7823fc5248954713e72d42f80caa6', $disparo_sql$
--- The items of a checkpoint's write-ahead as rows: `p_write_ahead` is the contract's `WriteAhead`
--- record, whose `items` are `WriteAheadItem`s (recipientId, campaignId, text, attempt,
--- providerMessageId, gapMs, leadMs). `i` is the item's position.
-CREATE OR REPLACE FUNCTION "disparo"._write_ahead_rows(p_write_ahead jsonb)
-RETURNS TABLE (i integer, id bigint, campaign_id text, text text, attempt integer, provider_message_id text, gap_ms bigint, lead_ms bigint)
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT x.i::integer,
-    "disparo"._row_id(x.e ->> 'recipientId'),
-    x.e ->> 'campaignId',
-    x.e ->> 'text',
-    (x.e ->> 'attempt')::integer,
-    x.e ->> 'providerMessageId',
-    coalesce((x.e ->> 'gapMs')::bigint, 0),
-    coalesce((x.e ->> 'leadMs')::bigint, 0)
-  FROM jsonb_array_elements(coalesce(p_write_ahead -> 'items', '[]')) WITH ORDINALITY AS x(e, i)
 $$;
 $disparo_sql$);
 
@@ -2153,7 +2103,7 @@ $$;
 $disparo_sql$);
 
 -- 3. Access: the service role only.
-SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_outcome_rows', '_range_count', '_row_id', '_shown', '_skip_opted_out', '_write_ahead_rows', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
+SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_range_count', '_row_id', '_shown', '_skip_opted_out', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
 REVOKE ALL ON SCHEMA "disparo" FROM PUBLIC, anon, authenticated;
 GRANT USAGE ON SCHEMA "disparo" TO service_role;
 REVOKE ALL ON ALL TABLES IN SCHEMA "disparo" FROM PUBLIC, anon, authenticated, service_role;
