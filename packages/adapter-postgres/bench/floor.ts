@@ -11,9 +11,12 @@
  *   the outcome), or one record of its ids (deleted with the outcomes). Without the UPDATE, the outcome
  *   is the only write to the recipient row.
  *
+ * - `log`: an append-only ledger. The outcome is an INSERT of a narrow row per message into a table of
+ *   its own, and the recipient row is never written after its import.
+ *
  * Both variants of each write, and a leaner table, are measured (VARIANTS), medians of `--rounds`.
  *
- *   tsx bench/floor.ts [--n 100000] [--group 200] [--rounds 3]
+ *   tsx bench/floor.ts [--n 100000] [--group 200] [--rounds 3] [--variants 0,4,7] (indexes into VARIANTS; all by default)
  */
 import pg from 'pg';
 import { createPostgresStore } from '../src/index.js';
@@ -79,7 +82,8 @@ async function threeWrites(c: pg.Client, s: string, group: number, waRecord = fa
   return done / ((performance.now() - t0) / 1000);
 }
 
-async function writeOnce(c: pg.Client, s: string, group: number, waRow = false, narrow = false): Promise<number> {
+async function writeOnce(c: pg.Client, s: string, group: number, waRow = false, narrow = false, log = false): Promise<number> {
+  if (log) await c.query(`CREATE TABLE ${s}.floor_outcomes (recipient_id bigint PRIMARY KEY, status text NOT NULL, attempt integer NOT NULL, account_id text NOT NULL, provider_message_id text, text text, sent_at bigint, processed_at bigint NOT NULL)`);
   if (narrow) await c.query(`CREATE TABLE ${s}.floor_sends (recipient_id bigint PRIMARY KEY, account_id text NOT NULL, owner text NOT NULL, attempt integer NOT NULL, text text, started_at bigint NOT NULL, expires_at bigint NOT NULL)`);
   await c.query(`CREATE TABLE ${s}.floor_ranges (id bigserial PRIMARY KEY, campaign_id text NOT NULL, lo integer NOT NULL, hi integer NOT NULL, owner text NOT NULL, expires_at bigint NOT NULL)`);
   await c.query(`CREATE TABLE ${s}.write_aheads (id bigserial PRIMARY KEY, account_id text NOT NULL, ids bigint[] NOT NULL, started_at bigint NOT NULL)`);
@@ -92,7 +96,8 @@ async function writeOnce(c: pg.Client, s: string, group: number, waRow = false, 
     await c.query('BEGIN');
     const rows = (
       await c.query(
-        `SELECT id, seq, phone, vars FROM ${s}.recipients WHERE campaign_id = 'c1' AND batch = 1 AND processed_at IS NULL AND status = 'pending' AND seq > $1 ORDER BY seq LIMIT 2000`,
+        `SELECT id, seq, phone, vars FROM ${s}.recipients r WHERE campaign_id = 'c1' AND batch = 1 AND processed_at IS NULL AND status = 'pending' AND seq > $1
+         ${log ? `AND NOT EXISTS (SELECT 1 FROM ${s}.floor_outcomes o WHERE o.recipient_id = r.id)` : ''} ORDER BY seq LIMIT 2000`,
         [after],
       )
     ).rows;
@@ -105,7 +110,15 @@ async function writeOnce(c: pg.Client, s: string, group: number, waRow = false, 
     for (let i = 0; i <= claimed.length; i += group) {
       const next = claimed.slice(i, i + group);
       await c.query('BEGIN');
-      if (prev) {
+      if (prev && log) {
+        await c.query(
+          `INSERT INTO ${s}.floor_outcomes SELECT u.id, 'sent', 1, 'a1', u.pid, u.text, $2, $2 FROM unnest($1::bigint[], $3::text[], $4::text[]) AS u(id, pid, text)`,
+          [prev.ids, Date.now(), prev.ids.map((id) => `wamid.${id}`), texts(prev.ids)],
+        );
+        if (prev.wa) await c.query(`DELETE FROM ${s}.write_aheads WHERE id = $1`, [prev.wa]);
+        if (narrow) await c.query(`DELETE FROM ${s}.floor_sends WHERE recipient_id = ANY ($1::bigint[])`, [prev.ids]);
+        done += prev.ids.length;
+      } else if (prev) {
         await c.query(
           `UPDATE ${s}.recipients r SET status = 'sent', text = u.text, account_id = 'a1', attempts = 1, provider_message_id = u.pid, sent_at = $2, processed_at = $2, updated_at = $2
            FROM unnest($1::bigint[], $3::text[], $4::text[]) AS u(id, pid, text) WHERE r.id = u.id`,
@@ -140,7 +153,7 @@ async function writeOnce(c: pg.Client, s: string, group: number, waRow = false, 
  */
 const SENDING_INDEX = "CREATE INDEX recipients_in_flight_idx ON :s.recipients (account_id) WHERE status = 'sending'";
 
-const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 'record' | 'narrow'; drop?: string[]; prepare?: string[] }> = [
+const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 'record' | 'narrow'; log?: boolean; drop?: string[]; prepare?: string[] }> = [
   // (Schema version 6 has no index on `sending` rows: the variants that write ahead on the row get
   // version 5's back, `SENDING_INDEX`, to measure what they cost then.)
   { name: 'before version 5 (row claim, row write-ahead)', claim: 'row', ahead: 'row', prepare: [SENDING_INDEX] },
@@ -166,6 +179,15 @@ const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 're
     ahead: 'record',
     drop: ['recipients_provider_idx', 'recipients_processed_idx', 'recipients_lease_idx'],
   },
+  {
+    // The recipient row is never updated: an outcome is a narrow row of its own, inserted per group
+    // (keyed by recipient), and a row shows the latest one. Claims skip rows that have one.
+    name: 'append-only ledger (range claim, record write-ahead, outcome INSERT into a narrow table)',
+    claim: 'range',
+    ahead: 'record',
+    log: true,
+  },
+  { name: 'append-only ledger with a narrow row per send (version 6 write-ahead, outcome INSERT)', claim: 'range', ahead: 'narrow', log: true },
 ];
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -182,20 +204,25 @@ async function main() {
     await c.connect();
     const raw: number[] = [];
     const rates = VARIANTS.map(() => [] as number[]);
+    const at = process.argv.indexOf('--variants');
+    const chosen = at >= 0 ? new Set(process.argv[at + 1]!.split(',').map(Number)) : null;
+    const picked = (i: number) => chosen === null || chosen.has(i);
     for (let round = 0; round < rounds; round++) {
       raw.push(await rawBatch(url, 100_000));
       for (const [i, v] of VARIANTS.entries()) {
+        if (!picked(i)) continue;
         const schema = `floor_${round}_${i}`;
         await fresh(url, schema, n);
         for (const index of v.drop ?? []) await c.query(`DROP INDEX ${schema}.${index}`);
         for (const sql of v.prepare ?? []) await c.query(sql.replaceAll(':s', schema));
-        rates[i]!.push(v.claim === 'row' ? await threeWrites(c, schema, group, v.ahead === 'record') : await writeOnce(c, schema, group, v.ahead === 'row', v.ahead === 'narrow'));
+        rates[i]!.push(v.claim === 'row' ? await threeWrites(c, schema, group, v.ahead === 'record') : await writeOnce(c, schema, group, v.ahead === 'row', v.ahead === 'narrow', v.log));
         await c.query(`DROP SCHEMA ${schema} CASCADE`);
       }
     }
     const ref = median(raw);
     console.log(JSON.stringify({ bench: 'pg.raw.batch', value: Math.round(ref), unit: 'rows/s', runs: raw.map(Math.round) }));
     for (const [i, v] of VARIANTS.entries()) {
+      if (!picked(i)) continue;
       const value = median(rates[i]!);
       console.log(JSON.stringify({ bench: 'pg.floor.grouped', variant: v.name, value: Math.round(value), unit: 'msg/s', vsRawBatch: Number((value / ref).toFixed(2)), runs: rates[i]!.map(Math.round), n, group }));
     }

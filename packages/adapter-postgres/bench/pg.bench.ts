@@ -8,15 +8,12 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import copyStreams from 'pg-copy-streams';
 import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
 import { arg, audience } from './audience.js';
-import { rawBatch } from './raw.js';
+import { rawBatch, rawCopy } from './raw.js';
 
 const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
 /** `--only a,b`: run only the benches whose names contain one of these words. */
@@ -53,46 +50,6 @@ async function rawPerRow(url: string, seconds: number): Promise<number> {
   const rate = n / ((performance.now() - t0) / 1000);
   await c.end();
   return rate;
-}
-
-/**
- * COPY of `n` rows (ord, phone, vars) on one connection, streamed from a generator: the floor of any
- * import. `indexed`: into a table shaped like the store's recipients, with its identity key, its
- * unique (phone, campaign) and (campaign, seq) indexes and its open-rows index, all maintained row by
- * row as an import into an existing table must; otherwise into a table without any index.
- */
-async function rawCopy(url: string, n: number, indexed: boolean): Promise<number> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  const campaign = '00000000-0000-4000-8000-000000000000';
-  await c.query(
-    indexed
-      ? `DROP TABLE IF EXISTS raw_copy; CREATE TABLE raw_copy (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, campaign_id text NOT NULL,
-           seq integer NOT NULL, batch integer NOT NULL, phone text NOT NULL, vars jsonb NOT NULL, status text NOT NULL, processed_at bigint);
-         CREATE UNIQUE INDEX ON raw_copy (phone, campaign_id); CREATE UNIQUE INDEX ON raw_copy (campaign_id, seq);
-         CREATE INDEX ON raw_copy (campaign_id, batch, seq) WHERE status = 'pending'`
-      : 'DROP TABLE IF EXISTS raw_copy; CREATE TABLE raw_copy (ord integer NOT NULL, phone text NOT NULL, vars jsonb NOT NULL)',
-  );
-  function* lines() {
-    let buf = '';
-    for (let i = 1; i <= n; i++) {
-      const phone = `55119${String(10_000_000 + i).padStart(8, '0')}`; // as `audience` numbers them
-      const vars = `{"name": "c${i}"}`;
-      buf += indexed ? `${campaign}\t${i}\t${Math.ceil(i / 10_000)}\t${phone}\t${vars}\tpending\n` : `${i}\t${phone}\t${vars}\n`;
-      if (buf.length > 64 * 1024) {
-        yield buf;
-        buf = '';
-      }
-    }
-    if (buf) yield buf;
-  }
-  const t0 = performance.now();
-  const target = indexed ? 'raw_copy (campaign_id, seq, batch, phone, vars, status)' : 'raw_copy (ord, phone, vars)';
-  await pipeline(Readable.from(lines()), c.query(copyStreams.from(`COPY ${target} FROM STDIN`)));
-  const seconds = (performance.now() - t0) / 1000;
-  await c.query('DROP TABLE raw_copy');
-  await c.end();
-  return seconds;
 }
 
 /** The engine on the Postgres store, zero-latency simulator, no pacing: one durable checkpoint per message. */
