@@ -1,4 +1,4 @@
-/** The raw references the benches compare with, shared by pg.bench.ts and floor.ts. */
+/** The raw references the benches compare with, shared by pg.bench.ts, floor.ts and import-shape.ts. */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
