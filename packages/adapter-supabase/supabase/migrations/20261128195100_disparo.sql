@@ -414,6 +414,43 @@ LANGUAGE sql STABLE AS $$
 $$;
 $disparo_sql$);
 
+-- sql/functions/_checkpoint_columns.sql
+SELECT pg_temp.disparo_function('_checkpoint_columns', '6ee938f03a9a39d4139c63e78ea26b86', $disparo_sql$
+-- checkpoint's inputs as records, the way versions of this package before columns sent them (an array
+-- of `Outcome` objects, and a `WriteAhead` whose `items` is an array of objects), turned into the
+-- columns checkpoint reads (checkpoint-codec.ts): one JSON array per field, in order, with
+-- `hasError` saying whether an outcome carried an `error` key. An input already in columns, or null,
+-- is returned as it is; an empty array is null. For workers still on an older version during a rolling
+-- upgrade; the current codec sends columns.
+CREATE OR REPLACE FUNCTION "disparo"._checkpoint_columns(p_outcomes jsonb, p_write_ahead jsonb,
+  OUT outcomes jsonb, OUT write_ahead jsonb)
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT
+    CASE WHEN jsonb_typeof(p_outcomes) IS DISTINCT FROM 'array' THEN p_outcomes
+         WHEN jsonb_array_length(p_outcomes) > 0 THEN (
+      SELECT jsonb_build_object(
+        'recipientId', jsonb_agg(e -> 'recipientId' ORDER BY i), 'campaignId', jsonb_agg(e -> 'campaignId' ORDER BY i),
+        'status', jsonb_agg(e -> 'status' ORDER BY i), 'keepLease', jsonb_agg(e -> 'keepLease' ORDER BY i),
+        'attempts', jsonb_agg(e -> 'attempts' ORDER BY i), 'at', jsonb_agg(e -> 'at' ORDER BY i),
+        'accountId', jsonb_agg(e -> 'accountId' ORDER BY i), 'providerMessageId', jsonb_agg(e -> 'providerMessageId' ORDER BY i),
+        'error', jsonb_agg(e -> 'error' ORDER BY i), 'hasError', jsonb_agg(e ? 'error' ORDER BY i),
+        'skipReason', jsonb_agg(e -> 'skipReason' ORDER BY i), 'accountEffect', jsonb_agg(e -> 'accountEffect' ORDER BY i),
+        'accountNextSendAt', jsonb_agg(e -> 'accountNextSendAt' ORDER BY i))
+      FROM jsonb_array_elements(p_outcomes) WITH ORDINALITY AS x(e, i))
+    END,
+    CASE WHEN jsonb_typeof(p_write_ahead -> 'items') IS DISTINCT FROM 'array' THEN p_write_ahead
+         WHEN jsonb_array_length(p_write_ahead -> 'items') = 0 THEN NULL
+         ELSE jsonb_set(p_write_ahead, '{items}', (
+      SELECT jsonb_build_object(
+        'recipientId', jsonb_agg(e -> 'recipientId' ORDER BY i), 'campaignId', jsonb_agg(e -> 'campaignId' ORDER BY i),
+        'text', jsonb_agg(e -> 'text' ORDER BY i), 'attempt', jsonb_agg(e -> 'attempt' ORDER BY i),
+        'providerMessageId', jsonb_agg(e -> 'providerMessageId' ORDER BY i),
+        'gapMs', jsonb_agg(e -> 'gapMs' ORDER BY i), 'leadMs', jsonb_agg(e -> 'leadMs' ORDER BY i))
+      FROM jsonb_array_elements(p_write_ahead -> 'items') WITH ORDINALITY AS x(e, i)))
+    END
+$$;
+$disparo_sql$);
+
 -- sql/functions/_count_moves.sql
 SELECT pg_temp.disparo_function('_count_moves', 'c006979ae5ac9371132002e163f1975f', $disparo_sql$
 -- Add the counter deltas of `p_moves` (recipient status changes) to this backend's shards of
@@ -912,9 +949,10 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', '6e4b9c5d41ceacbe61962dc00f6aa647', $disparo_sql$
--- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (an array
--- of the contract's `Outcome` records) in order, then, when `p_write_ahead` (a `WriteAhead`) is given,
+SELECT pg_temp.disparo_function('checkpoint', '494bacde077b34aa16e3b2bbead8bf34', $disparo_sql$
+-- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (the
+-- contract's `Outcome` records as columns: one JSON array per field, checkpoint-codec.ts) in order,
+-- then, when `p_write_ahead` (a `WriteAhead`, its `items` as columns too) is given,
 -- reserve the account's slots for its items and write each granted item ahead as `sending`: a send in
 -- flight, one narrow row in `in_flight` (000006_in_flight.sql); the recipient row is written once, by
 -- its outcome, which deletes the send. A single send is a group of one. Returns, one entry per outcome and per item, in order:
@@ -965,9 +1003,16 @@ LANGUAGE plpgsql
 -- ever wants a scan of a whole table, so none is planned.
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
-  v_no integer := coalesce(jsonb_array_length(p_outcomes), 0);
-  v_n integer := coalesce(jsonb_array_length(p_write_ahead -> 'items'), 0);
+  v_no integer;
+  v_n integer;
 BEGIN
+  -- Outcomes and items come as columns (checkpoint-codec.ts). A worker still on an older version of
+  -- the package sends records: they are turned into columns first, so a rolling upgrade keeps working.
+  IF jsonb_typeof(p_outcomes) = 'array' OR jsonb_typeof(p_write_ahead -> 'items') = 'array' THEN
+    SELECT c.outcomes, c.write_ahead INTO p_outcomes, p_write_ahead FROM "disparo"._checkpoint_columns(p_outcomes, p_write_ahead) c;
+  END IF;
+  v_no := coalesce(jsonb_array_length(p_outcomes -> 'recipientId'), 0);
+  v_n := coalesce(jsonb_array_length(p_write_ahead -> 'items' -> 'recipientId'), 0);
   -- ---- a single send: at most one outcome and one item ----
   -- The same rules as the group's path below, as scalar statements by key: measured, a set-based
   -- statement's plan costs more to start than a key lookup costs to run. And every PL/pgSQL
@@ -975,8 +1020,8 @@ BEGIN
   -- few: the arithmetic of the reservation is done by the statements that read what it needs.
   IF v_no <= 1 AND v_n <= 1 THEN
     DECLARE
-      s jsonb := p_outcomes -> 0;
-      t jsonb := p_write_ahead -> 'items' -> 0;
+      s jsonb := p_outcomes;                 -- its columns (checkpoint-codec.ts): entry 0 of each
+      t jsonb := p_write_ahead -> 'items';
       v_account text := p_write_ahead ->> 'accountId';
       s_status text; s_applied boolean; s_was text; s_campaign text; s_batch integer; s_acc text;
       s_failures integer;                  -- the outcome's account's run of failures after it
@@ -988,15 +1033,15 @@ BEGIN
       v_reason text; v_retry bigint; v_granted boolean; v_at bigint; v_span bigint;
     BEGIN
       IF s IS NOT NULL THEN
-        s_status := s ->> 'status';
+        s_status := s -> 'status' ->> 0;
         IF s_status IS NULL OR s_status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending') THEN
           RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
         END IF;
       END IF;
-      t_id := "disparo"._row_id(t ->> 'recipientId');
+      t_id := "disparo"._row_id(t -> 'recipientId' ->> 0);
       -- The rows, locked in key order before anything reads them: a send in flight is written and
       -- deleted only under its row's lock, so each statement after this one sees it as it stands.
-      PERFORM 1 FROM "disparo".recipients rc WHERE rc.id IN ("disparo"._row_id(s ->> 'recipientId'), t_id) ORDER BY rc.id FOR UPDATE;
+      PERFORM 1 FROM "disparo".recipients rc WHERE rc.id IN ("disparo"._row_id(s -> 'recipientId' ->> 0), t_id) ORDER BY rc.id FOR UPDATE;
       IF s IS NOT NULL THEN
         -- outcomeApplies: the row open and leased by p_owner, as shown (_shown). One statement writes
         -- the outcome, with its send's text, account and id when it was in flight (the send is deleted:
@@ -1004,31 +1049,31 @@ BEGIN
         WITH x AS (
           SELECT r.id, w.status, w.account_id, w.text, w.provider_message_id
           FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._shown(r) w
-          WHERE r.id = "disparo"._row_id(s ->> 'recipientId') AND r.campaign_id = s ->> 'campaignId'
+          WHERE r.id = "disparo"._row_id(s -> 'recipientId' ->> 0) AND r.campaign_id = s -> 'campaignId' ->> 0
             AND w.status IN ('pending', 'sending') AND w.lease_owner = p_owner
         ), gone AS (
           DELETE FROM "disparo".in_flight f USING x WHERE f.recipient_id = x.id AND x.status = 'sending'
         )
         UPDATE "disparo".recipients rc SET
-          attempts = (s ->> 'attempts')::integer,
+          attempts = (s -> 'attempts' ->> 0)::integer,
           updated_at = p_now,
           text = x.text,
           -- Absent or null keeps what the row knows (the write-ahead set the account).
-          account_id = CASE WHEN s ->> 'accountId' <> '' THEN s ->> 'accountId' ELSE x.account_id END,
-          provider_message_id = CASE WHEN s ->> 'providerMessageId' <> '' THEN s ->> 'providerMessageId' ELSE x.provider_message_id END,
-          last_error = CASE WHEN s ? 'error' THEN s ->> 'error' ELSE rc.last_error END,
+          account_id = CASE WHEN s -> 'accountId' ->> 0 <> '' THEN s -> 'accountId' ->> 0 ELSE x.account_id END,
+          provider_message_id = CASE WHEN s -> 'providerMessageId' ->> 0 <> '' THEN s -> 'providerMessageId' ->> 0 ELSE x.provider_message_id END,
+          last_error = CASE WHEN (s -> 'hasError' ->> 0)::boolean THEN s -> 'error' ->> 0 ELSE rc.last_error END,
           -- A retry by the same owner follows (often in this very call): keep the row, renewed like a heartbeat.
-          lease_owner = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_owner END,
-          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s ->> 'keepLease')::boolean, false) THEN p_now + p_lease_ms
+          lease_owner = CASE WHEN s_status = 'pending' AND coalesce((s -> 'keepLease' ->> 0)::boolean, false) THEN p_owner END,
+          lease_expires_at = CASE WHEN s_status = 'pending' AND coalesce((s -> 'keepLease' ->> 0)::boolean, false) THEN p_now + p_lease_ms
                                   WHEN s_status = 'pending' THEN 0 END,
           status = s_status,
-          skip_reason = CASE WHEN s_status = 'pending' THEN rc.skip_reason WHEN s_status = 'skipped' THEN s ->> 'skipReason' END,
-          sent_at = CASE WHEN s_status = 'sent' THEN (s ->> 'at')::bigint ELSE rc.sent_at END,
-          processed_at = CASE WHEN s_status = 'pending' THEN rc.processed_at ELSE (s ->> 'at')::bigint END
+          skip_reason = CASE WHEN s_status = 'pending' THEN rc.skip_reason WHEN s_status = 'skipped' THEN s -> 'skipReason' ->> 0 END,
+          sent_at = CASE WHEN s_status = 'sent' THEN (s -> 'at' ->> 0)::bigint ELSE rc.sent_at END,
+          processed_at = CASE WHEN s_status = 'pending' THEN rc.processed_at ELSE (s -> 'at' ->> 0)::bigint END
         FROM x
         WHERE rc.id = x.id
         RETURNING true, x.status, rc.campaign_id, rc.batch,
-          CASE WHEN s ->> 'accountId' IS NULL THEN x.account_id ELSE nullif(s ->> 'accountId', '') END
+          CASE WHEN s -> 'accountId' ->> 0 IS NULL THEN x.account_id ELSE nullif(s -> 'accountId' ->> 0, '') END
         INTO s_applied, s_was, s_campaign, s_batch, s_acc;
         -- The outcome's account, unless it is the write-ahead's (read with it below): locked (both, in
         -- key order, when they differ), failuresAfter, and the next slot to accountNextSendAt, never earlier.
@@ -1036,8 +1081,8 @@ BEGIN
           IF t IS NOT NULL AND v_account IS NOT NULL THEN
             PERFORM 1 FROM "disparo".accounts ac WHERE ac.id IN (s_acc, v_account) ORDER BY ac.id FOR UPDATE;
           END IF;
-          SELECT ac.id, CASE coalesce(s ->> 'accountEffect', 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END,
-              greatest(ac.next_send_at, (s ->> 'accountNextSendAt')::bigint)
+          SELECT ac.id, CASE coalesce(s -> 'accountEffect' ->> 0, 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END,
+              greatest(ac.next_send_at, (s -> 'accountNextSendAt' ->> 0)::bigint)
             INTO o_acc, s_failures, o_next FROM "disparo".accounts ac WHERE ac.id = s_acc FOR UPDATE;
         END IF;
       END IF;
@@ -1048,8 +1093,8 @@ BEGIN
         -- disconnected, or disabled and still cooling down).
         SELECT true, ac.next_send_at, ac.hour_key, ac.sent_this_hour, ac.day_key, ac.sent_today,
             ac.state <> 'stopped' AND ac.connection <> 'close' AND NOT (ac.state = 'disabled' AND coalesce(ac.disabled_until > p_now, false)),
-            CASE WHEN ac.id = s_acc THEN CASE coalesce(s ->> 'accountEffect', 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END END,
-            CASE WHEN ac.id = s_acc THEN greatest(ac.next_send_at, (s ->> 'accountNextSendAt')::bigint) END
+            CASE WHEN ac.id = s_acc THEN CASE coalesce(s -> 'accountEffect' ->> 0, 'none') WHEN 'success' THEN 0 WHEN 'failure' THEN ac.consecutive_failures + 1 ELSE ac.consecutive_failures END END,
+            CASE WHEN ac.id = s_acc THEN greatest(ac.next_send_at, (s -> 'accountNextSendAt' ->> 0)::bigint) END
           INTO v_found, v_next, v_hour_key, v_this_hour, v_day_key, v_today, v_usable, c_failures, c_next
           FROM "disparo".accounts ac WHERE ac.id = v_account FOR UPDATE;
         IF v_account = s_acc AND v_found THEN
@@ -1085,10 +1130,10 @@ BEGIN
         IF v_reason IS NULL THEN
           -- Granted, when the row is leased to us and pending: written ahead at once, as a send in flight.
           INSERT INTO "disparo".in_flight (recipient_id, campaign_id, batch, account_id, owner, expires_at, attempt, text, provider_message_id, started_at)
-            SELECT rc.id, rc.campaign_id, rc.batch, v_account, p_owner, p_now + p_lease_ms, (t ->> 'attempt')::integer, t ->> 'text',
-              nullif(t ->> 'providerMessageId', ''), p_now
+            SELECT rc.id, rc.campaign_id, rc.batch, v_account, p_owner, p_now + p_lease_ms, (t -> 'attempt' ->> 0)::integer, t -> 'text' ->> 0,
+              nullif(t -> 'providerMessageId' ->> 0, ''), p_now
             FROM "disparo".recipients rc CROSS JOIN LATERAL "disparo"._shown(rc) w
-            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND w.status = 'pending' AND w.lease_owner = p_owner
+            WHERE rc.id = t_id AND rc.campaign_id = t -> 'campaignId' ->> 0 AND w.status = 'pending' AND w.lease_owner = p_owner
           RETURNING campaign_id, batch INTO t_campaign, t_batch;
         END IF;
         IF t_batch IS NULL THEN
@@ -1097,9 +1142,9 @@ BEGIN
           -- leased and refused.
           SELECT w.status, w.attempts, w.lease_expires_at INTO t_status, t_attempts, t_expires
             FROM "disparo".recipients rc CROSS JOIN LATERAL "disparo"._shown(rc) w
-            WHERE rc.id = t_id AND rc.campaign_id = t ->> 'campaignId' AND w.status IN ('pending', 'sending') AND w.lease_owner = p_owner;
+            WHERE rc.id = t_id AND rc.campaign_id = t -> 'campaignId' ->> 0 AND w.status IN ('pending', 'sending') AND w.lease_owner = p_owner;
           t_kind := CASE WHEN t_status = 'pending' THEN 1
-                         WHEN t_status = 'sending' AND t_attempts = (t ->> 'attempt')::integer AND t_expires > p_now THEN 2
+                         WHEN t_status = 'sending' AND t_attempts = (t -> 'attempt' ->> 0)::integer AND t_expires > p_now THEN 2
                          ELSE 0 END;
           IF t_kind = 2 AND v_found THEN
             v_granted := true; v_at := p_now;
@@ -1114,8 +1159,8 @@ BEGIN
         IF t_batch IS NOT NULL THEN
           -- The slot: from max(now, next slot), after the item's lead; the next slot after its gap.
           v_granted := true;
-          v_at := greatest(p_now, v_next) + coalesce((t ->> 'leadMs')::bigint, 0);
-          v_next := v_at + coalesce((t ->> 'gapMs')::bigint, 0);
+          v_at := greatest(p_now, v_next) + coalesce((t -> 'leadMs' ->> 0)::bigint, 0);
+          v_next := v_at + coalesce((t -> 'gapMs' ->> 0)::bigint, 0);
           SELECT coalesce(w.hk, v_hour_key), CASE WHEN w.hk IS NULL THEN v_this_hour WHEN v_hour_key = w.hk THEN v_this_hour + 1 ELSE 1 END,
               coalesce(w.dk, v_day_key), CASE WHEN w.dk IS NULL THEN v_today WHEN v_day_key = w.dk THEN v_today + 1 ELSE 1 END
             INTO v_hour_key, v_this_hour, v_day_key, v_today
@@ -1203,28 +1248,38 @@ BEGIN
     -- function locks recipients before accounts, so two calls never wait on each other in a cycle.
 
     -- ---- outcomes ----
+    -- The columns as arrays, each in one step (jsonb_to_record); an absent `keepLease`, `accountEffect`,
+    -- `gapMs` or `leadMs` is its default.
     IF v_no > 0 THEN
-      SELECT array_agg("disparo"._row_id(e ->> 'recipientId') ORDER BY i), array_agg(e ->> 'campaignId' ORDER BY i),
-          array_agg(e ->> 'status' ORDER BY i), array_agg(coalesce((e ->> 'keepLease')::boolean, false) ORDER BY i),
-          array_agg((e ->> 'attempts')::integer ORDER BY i), array_agg((e ->> 'at')::bigint ORDER BY i),
-          array_agg(e ->> 'accountId' ORDER BY i), array_agg(e ->> 'providerMessageId' ORDER BY i),
-          array_agg(e ->> 'error' ORDER BY i), array_agg(e ? 'error' ORDER BY i), array_agg(e ->> 'skipReason' ORDER BY i),
-          array_agg(coalesce(e ->> 'accountEffect', 'none') ORDER BY i), array_agg((e ->> 'accountNextSendAt')::bigint ORDER BY i),
-          coalesce(bool_or(e ->> 'status' IS NULL OR e ->> 'status' NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')), false),
-          count(DISTINCT "disparo"._row_id(e ->> 'recipientId')) < count("disparo"._row_id(e ->> 'recipientId'))
-        INTO o_id, o_campaign, o_status, o_keep, o_attempts, o_at, o_account, o_pid, o_error, o_has_error, o_skip, o_effect, o_next, v_bad, v_twice
-        FROM jsonb_array_elements(p_outcomes) WITH ORDINALITY AS x(e, i);
+      SELECT ARRAY(SELECT "disparo"._row_id(u.v) FROM unnest(c."recipientId") WITH ORDINALITY AS u(v, i) ORDER BY u.i),
+          c."campaignId", c.status, array_replace(c."keepLease", NULL, false), c.attempts, c.at, c."accountId", c."providerMessageId",
+          c.error, c."hasError", c."skipReason", array_replace(c."accountEffect", NULL, 'none'), c."accountNextSendAt"
+        INTO o_id, o_campaign, o_status, o_keep, o_attempts, o_at, o_account, o_pid, o_error, o_has_error, o_skip, o_effect, o_next
+        FROM jsonb_to_record(p_outcomes) AS c("recipientId" text[], "campaignId" text[], status text[], "keepLease" boolean[], attempts integer[],
+          at bigint[], "accountId" text[], "providerMessageId" text[], error text[], "hasError" boolean[], "skipReason" text[],
+          "accountEffect" text[], "accountNextSendAt" bigint[]);
+      IF NOT coalesce(v_no = ALL (ARRAY[cardinality(o_campaign), cardinality(o_status), cardinality(o_keep), cardinality(o_attempts), cardinality(o_at),
+                            cardinality(o_account), cardinality(o_pid), cardinality(o_error), cardinality(o_has_error), cardinality(o_skip),
+                            cardinality(o_effect), cardinality(o_next)]), false) THEN
+        RAISE EXCEPTION 'checkpoint: every column of the outcomes must hold one entry per outcome (%)', v_no USING ERRCODE = '22023';
+      END IF;
+      SELECT coalesce(bool_or(x.status IS NULL OR x.status NOT IN ('sent', 'failed', 'skipped', 'unknown', 'pending')), false),
+          count(DISTINCT x.id) < count(x.id)
+        INTO v_bad, v_twice FROM unnest(o_status, o_id) AS x(status, id);
       IF v_bad THEN
         RAISE EXCEPTION 'checkpoint: an outcome''s status must be sent, failed, skipped, unknown or pending' USING ERRCODE = '22023';
       END IF;
     END IF;
 
     IF v_n > 0 THEN
-      SELECT array_agg("disparo"._row_id(e ->> 'recipientId') ORDER BY i), array_agg(e ->> 'campaignId' ORDER BY i),
-          array_agg(e ->> 'text' ORDER BY i), array_agg((e ->> 'attempt')::integer ORDER BY i), array_agg(e ->> 'providerMessageId' ORDER BY i),
-          array_agg(coalesce((e ->> 'gapMs')::bigint, 0) ORDER BY i), array_agg(coalesce((e ->> 'leadMs')::bigint, 0) ORDER BY i)
+      SELECT ARRAY(SELECT "disparo"._row_id(u.v) FROM unnest(c."recipientId") WITH ORDINALITY AS u(v, i) ORDER BY u.i),
+          c."campaignId", c.text, c.attempt, c."providerMessageId", array_replace(c."gapMs", NULL, 0::bigint), array_replace(c."leadMs", NULL, 0::bigint)
         INTO w_id, w_campaign, w_text, w_attempt, w_pid, w_gap, w_lead
-        FROM jsonb_array_elements(p_write_ahead -> 'items') WITH ORDINALITY AS x(e, i);
+        FROM jsonb_to_record(p_write_ahead -> 'items') AS c("recipientId" text[], "campaignId" text[], text text[], attempt integer[],
+          "providerMessageId" text[], "gapMs" bigint[], "leadMs" bigint[]);
+      IF NOT coalesce(v_n = ALL (ARRAY[cardinality(w_campaign), cardinality(w_text), cardinality(w_attempt), cardinality(w_pid), cardinality(w_gap), cardinality(w_lead)]), false) THEN
+        RAISE EXCEPTION 'checkpoint: every column of the write-ahead''s items must hold one entry per item (%)', v_n USING ERRCODE = '22023';
+      END IF;
     END IF;
     -- Every row named, locked in key order: a send in flight is written and deleted only under its
     -- row's lock (000006_in_flight.sql), so each statement after this one sees the sends of these rows
@@ -2103,7 +2158,7 @@ $$;
 $disparo_sql$);
 
 -- 3. Access: the service role only.
-SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_count_moves', '_import_staged', '_range_count', '_row_id', '_shown', '_skip_opted_out', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
+SELECT pg_temp.disparo_lock_down(ARRAY['_campaign_json', '_checkpoint_columns', '_count_moves', '_import_staged', '_range_count', '_row_id', '_shown', '_skip_opted_out', 'account_send_times', 'add_opt_outs', 'add_recipients', 'apply_status_updates', 'checkpoint', 'claim_recipients', 'cleanup', 'contact_history', 'count_processed_since', 'create_campaign', 'get_account', 'get_campaign', 'get_recipient_by_provider_id', 'heartbeat', 'list_accounts', 'list_batches', 'list_campaigns', 'list_in_doubt', 'list_opt_outs', 'list_recipients', 'next_batch', 'notify_wake', 'release', 'remove_opt_out', 'settle_in_doubt', 'transition_campaign', 'update_account', 'update_campaign', 'upsert_account']);
 REVOKE ALL ON SCHEMA "disparo" FROM PUBLIC, anon, authenticated;
 GRANT USAGE ON SCHEMA "disparo" TO service_role;
 REVOKE ALL ON ALL TABLES IN SCHEMA "disparo" FROM PUBLIC, anon, authenticated, service_role;
