@@ -1,0 +1,57 @@
+/**
+ * An import reads the next chunk while the store writes the last one. A store's write takes several
+ * turns of the event loop (round trips: statements, a COPY), so the reading must leave the loop now
+ * and then: read in one go, the next chunk held it until it was full, and the write only went on
+ * after that. Reading and writing then took turns, and an import took as long as both.
+ */
+import { describe, expect, it } from 'vitest';
+import { createEngine, createMemoryStore, createSimulatorTransport, silentLogger } from '../src/index.js';
+import type { NewRecipient, RecipientBuffer } from '../src/store/contract.js';
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe('import: reading overlaps the store\'s writes', () => {
+  it.each(['iterable', 'array'] as const)('a write makes progress while the next chunk is read (%s)', async (kind) => {
+    // A store that keeps a chunk in its own form, as the PostgreSQL store does (COPY text): every row
+    // taken into a chunk is pushed to it, so `taken` counts what the import has read.
+    const store = createMemoryStore();
+    const chunkSize = 5_000;
+    let taken = 0;
+    // What had been taken when each of the first write's round trips came back.
+    const seen: number[] = [];
+    let writes = 0;
+    class Chunk implements RecipientBuffer {
+      readonly rows: NewRecipient[] = [];
+      get length() {
+        return this.rows.length;
+      }
+      push(row: NewRecipient) {
+        taken++;
+        this.rows.push(row);
+      }
+    }
+    Object.assign(store, {
+      recipientBuffer: async () => new Chunk(),
+      addRecipientBuffer: async (id: string, chunk: Chunk, now: number) => {
+        const first = writes++ === 0;
+        for (let i = 0; i < 3; i++) {
+          await turn();
+          if (first) seen.push(taken);
+        }
+        return store.addRecipients(id, chunk.rows, now);
+      },
+    });
+    const engine = createEngine({ store, logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: { intervalMs: { min: 0, max: 0 } } }] });
+    const c = await engine.createCampaign({ name: 'overlap', templates: ['Oi'], accountIds: ['a1'] });
+    const n = 4 * chunkSize;
+    const phone = (i: number) => `55119${String(80_000_000 + i)}`;
+    const items = Array.from({ length: n }, (_, i) => ({ phone: phone(i), vars: {} }));
+    const result = await engine.addRecipients(c.id, kind === 'array' ? items : items.values(), { chunkSize });
+    expect(result).toMatchObject({ processed: n, inserted: n });
+    expect(seen).toHaveLength(3);
+    // The first write started when the first chunk was full; each of its round trips came back
+    // before the second chunk was read through.
+    expect(seen[0]).toBeGreaterThanOrEqual(chunkSize);
+    expect(seen[2]).toBeLessThan(2 * chunkSize);
+  });
+});
