@@ -25,8 +25,8 @@ CREATE TABLE IF NOT EXISTS "disparo".schema_migrations (id integer PRIMARY KEY, 
 DO $disparo$
 DECLARE v integer := (SELECT coalesce(max(id), 0) FROM "disparo".schema_migrations);
 BEGIN
-  IF v > 6 THEN
-    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 6).', 'disparo', v
+  IF v > 7 THEN
+    RAISE EXCEPTION 'Schema % is at version %, newer than this migration (version 7).', 'disparo', v
       USING HINT = 'A newer @disparo/adapter-supabase migrated it: apply that version''s migration, and upgrade the workers.';
   END IF;
 END
@@ -83,7 +83,7 @@ BEGIN
 END
 $disparo$;
 
--- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 6, each once.
+-- 1. Tables and indexes: @disparo/adapter-postgres's migrations 1 to 7, each once.
 
 -- sql/000001_initial.sql
 SELECT pg_temp.disparo_migration(1, 'initial', $disparo_sql$
@@ -388,6 +388,19 @@ INSERT INTO "disparo".in_flight (recipient_id, campaign_id, batch, account_id, o
   FROM "disparo".recipients r WHERE r.status = 'sending';
 UPDATE "disparo".recipients SET status = 'pending', lease_owner = NULL, lease_expires_at = 0 WHERE status = 'sending';
 DROP INDEX "disparo".recipients_in_flight_idx;
+$disparo_sql$);
+
+-- sql/000007_checkpoint_columns.sql
+SELECT pg_temp.disparo_migration(7, 'checkpoint_columns', $disparo_sql$
+-- Disparo store schema, version 7: no table changes. The checkpoint's outcomes and items travel as
+-- columns (functions/checkpoint.sql, checkpoint-codec.ts), which the checkpoint of version 6 cannot
+-- read. The version moves so that a worker still on an older package, restarting during a rolling
+-- upgrade, is refused by migrate() ("upgrade this worker") instead of putting its older functions
+-- back over these. A worker of the older package that keeps running meanwhile still works: the new
+-- checkpoint accepts its records (functions/_checkpoint_columns.sql).
+-- (A migration names the schema: this one documents the table version 6 added, for whoever reads the
+-- database without this repository.)
+COMMENT ON TABLE "disparo".in_flight IS 'Disparo: one row per send written ahead and not yet recorded; its recipient shows as sending (000006_in_flight.sql).';
 $disparo_sql$);
 
 -- 2. Functions, one per file: created when new or changed since they were created here.
