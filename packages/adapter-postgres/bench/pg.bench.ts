@@ -12,7 +12,7 @@ import pg from 'pg';
 import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
-import { arg, audience } from './audience.js';
+import { arg, audience, benchCampaign } from './audience.js';
 import { rawBatch, rawCopy } from './raw.js';
 
 const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
@@ -58,15 +58,7 @@ async function engineRun(url: string, schema: string, n: number, accounts: numbe
   const store = createPostgresStore(pool, { schema });
   await store.migrate();
   const ids = Array.from({ length: accounts }, (_, i) => `acct-${i}`);
-  const engine = createEngine({
-    store,
-    logger: silentLogger,
-    pollIntervalMs: 100,
-    claimSize: groupSize > 1 ? 2_000 : 500,
-    checkpoints: { groupSize },
-    accounts: ids.map((id, i) => ({ id, transport: createSimulatorTransport({ seed: i, messageIdPrefix: `${schema}-${i}-` }), pacing: { intervalMs: { min: 0, max: 0 } } })),
-  });
-  const campaign = await engine.createCampaign({ name: 'bench', templates: ['Oi {{name}}, {tudo bem|como vai}?'], accountIds: ids, batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
+  const { engine, campaign } = await benchCampaign(store, ids, groupSize, `${schema}-`);
   await engine.addRecipients(campaign.id, audience(n));
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);

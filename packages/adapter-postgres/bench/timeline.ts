@@ -8,10 +8,9 @@
  *   tsx bench/timeline.ts [--n 40000] [--group 200]
  */
 import pg from 'pg';
-import { createEngine, createSimulatorTransport, silentLogger } from '@disparo/core';
 import { createPostgresStore } from '../src/index.js';
 import { createDatabase, startPostgres } from '../scripts/embedded-pg.js';
-import { arg, audience } from './audience.js';
+import { arg, audience, benchCampaign } from './audience.js';
 
 type Spans = Record<string, { n: number; ms: number }>;
 
@@ -56,15 +55,7 @@ async function main() {
     await store.migrate();
     const spans: Spans = {};
     timeMethods(store, spans);
-    const engine = createEngine({
-      store,
-      logger: silentLogger,
-      pollIntervalMs: 100,
-      claimSize: groupSize > 1 ? 2_000 : 500,
-      checkpoints: { groupSize },
-      accounts: [{ id: 'a1', transport: createSimulatorTransport({ seed: 1 }), pacing: { intervalMs: { min: 0, max: 0 } } }],
-    });
-    const c = await engine.createCampaign({ name: 'p', templates: ['Oi {{name}}, {tudo bem|como vai}?'], accountIds: ['a1'], batchSize: 10_000, batchPauseMs: { min: 0, max: 0 } });
+    const { engine, campaign: c } = await benchCampaign(store, ['a1'], groupSize);
     await engine.addRecipients(c.id, audience(n));
     for (const k of Object.keys(spans)) delete spans[k];
     await admin.query('SELECT pg_stat_reset()');
