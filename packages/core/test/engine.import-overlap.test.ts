@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEngine, createMemoryStore, createSimulatorTransport, silentLogger } from '../src/index.js';
 import type { NewRecipient, RecipientBuffer } from '../src/store/contract.js';
+import { VirtualClock } from '../src/testing/virtual-clock.js';
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -76,5 +77,26 @@ describe('import: reading overlaps the store\'s writes', () => {
       })(),
     ]);
     expect(outcome).toBe(n);
+  });
+
+  it('an import into the memory store lets no virtual time pass', async () => {
+    // The virtual clock jumps to its next sleeper once a few turns of the loop go by with nothing to
+    // do: an import that waited on turns let a host's timer (here one minute away) fire meanwhile.
+    const clock = new VirtualClock(1_700_000_000_000);
+    const store = createMemoryStore();
+    const engine = createEngine({ store, clock, logger: silentLogger, accounts: [{ id: 'a1', transport: createSimulatorTransport(), pacing: { intervalMs: { min: 0, max: 0 } } }] });
+    const c = await engine.createCampaign({ name: 'virtual', templates: ['Oi'], accountIds: ['a1'] });
+    let fired = false;
+    void clock.sleep(60_000).then(() => (fired = true));
+    const stop = clock.autoAdvance();
+    try {
+      const t0 = clock.now();
+      const items = Array.from({ length: 20_000 }, (_, i) => ({ phone: `55119${String(80_000_000 + i)}`, vars: {} }));
+      expect((await engine.addRecipients(c.id, items, { chunkSize: 2_000 })).inserted).toBe(20_000);
+      expect(clock.now() - t0).toBe(0);
+      expect(fired).toBe(false);
+    } finally {
+      stop();
+    }
   });
 });
