@@ -129,4 +129,26 @@ describe('checkpoint inputs as records (a worker on an older version) and as col
     // Nothing was written.
     expect((await store.getCampaign('c1'))!.counters.sent).toBe(0);
   });
+
+  it('takes columns without entries as no outcomes and no items', async () => {
+    const schema = freshSchema('wire');
+    const store = createPostgresStore(db, { schema });
+    await store.migrate();
+    await setUp(store);
+    const before = await snapshot(store);
+    const outcomes = { recipientId: [], campaignId: [], status: [], keepLease: [], attempts: [], at: [], accountId: [], providerMessageId: [], error: [], hasError: [], skipReason: [], accountEffect: [], accountNextSendAt: [] };
+    const writeAhead = { accountId: 'a1', maxInFlight: 20, items: { recipientId: [], campaignId: [], text: [], attempt: [], providerMessageId: [], gapMs: [], leadMs: [] } };
+    const call = (o: unknown, w: unknown) =>
+      db.query<{ value: unknown }>(`SELECT "${schema}".checkpoint(p_owner => 'o1', p_now => $1, p_lease_ms => 1000, p_outcomes => $2::jsonb, p_write_ahead => $3::jsonb) AS value`, [
+        T0 + 1,
+        o === null ? null : JSON.stringify(o),
+        w === null ? null : JSON.stringify(w),
+      ]);
+    const none = { applied: [], failures: [], granted: [], at: [], reason: [] };
+    for (const [o, w] of [[outcomes, null], [null, writeAhead], [outcomes, writeAhead]] as const) {
+      expect((await call(o, w)).rows[0]!.value).toEqual(none);
+    }
+    // Nothing reserved or written: the account's next slot is where it was.
+    expect(await snapshot(store)).toEqual(before);
+  });
 });

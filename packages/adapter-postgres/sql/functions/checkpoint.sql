@@ -68,8 +68,9 @@ BEGIN
   -- few: the arithmetic of the reservation is done by the statements that read what it needs.
   IF v_no <= 1 AND v_n <= 1 THEN
     DECLARE
-      s jsonb := p_outcomes;                 -- its columns (checkpoint-codec.ts): entry 0 of each
-      t jsonb := p_write_ahead -> 'items';
+      -- Its columns (checkpoint-codec.ts): entry 0 of each; columns without entries are none.
+      s jsonb := CASE WHEN v_no = 1 THEN p_outcomes END;
+      t jsonb := CASE WHEN v_n = 1 THEN p_write_ahead -> 'items' END;
       v_account text := p_write_ahead ->> 'accountId';
       s_status text; s_applied boolean; s_was text; s_campaign text; s_batch integer; s_acc text;
       s_failures integer;                  -- the outcome's account's run of failures after it

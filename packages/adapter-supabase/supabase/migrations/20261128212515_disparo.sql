@@ -962,7 +962,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/checkpoint.sql
-SELECT pg_temp.disparo_function('checkpoint', '494bacde077b34aa16e3b2bbead8bf34', $disparo_sql$
+SELECT pg_temp.disparo_function('checkpoint', '5c2baee209c9936e373cf28c7010dfe2', $disparo_sql$
 -- StateStore.checkpoint, the one write of the send path, atomic: first record `p_outcomes` (the
 -- contract's `Outcome` records as columns: one JSON array per field, checkpoint-codec.ts) in order,
 -- then, when `p_write_ahead` (a `WriteAhead`, its `items` as columns too) is given,
@@ -1033,8 +1033,9 @@ BEGIN
   -- few: the arithmetic of the reservation is done by the statements that read what it needs.
   IF v_no <= 1 AND v_n <= 1 THEN
     DECLARE
-      s jsonb := p_outcomes;                 -- its columns (checkpoint-codec.ts): entry 0 of each
-      t jsonb := p_write_ahead -> 'items';
+      -- Its columns (checkpoint-codec.ts): entry 0 of each; columns without entries are none.
+      s jsonb := CASE WHEN v_no = 1 THEN p_outcomes END;
+      t jsonb := CASE WHEN v_n = 1 THEN p_write_ahead -> 'items' END;
       v_account text := p_write_ahead ->> 'accountId';
       s_status text; s_applied boolean; s_was text; s_campaign text; s_batch integer; s_acc text;
       s_failures integer;                  -- the outcome's account's run of failures after it
