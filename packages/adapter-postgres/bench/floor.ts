@@ -192,6 +192,9 @@ const VARIANTS: Array<{ name: string; claim: 'row' | 'range'; ahead: 'row' | 're
   },
   { name: 'append-only ledger with a narrow row per send (version 6 write-ahead, outcome INSERT)', claim: 'range', ahead: 'narrow', log: 'bare' },
   { name: 'the same, with the ledger indexed by provider id and by (campaign, processed_at)', claim: 'range', ahead: 'narrow', log: 'indexed' },
+  // The ledger as the store would need it (receipts by provider id, recent outcomes per campaign),
+  // with one write-ahead record per group: the shape that would come closest to the targets.
+  { name: 'append-only ledger, indexed as above, with a write-ahead record per group', claim: 'range', ahead: 'record', log: 'indexed' },
 ];
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
