@@ -7,10 +7,10 @@ import type { TransportError } from '../errors.js';
  * worker moves its work to the others, and a successful probe enables it again.
  */
 
-export async function disableAccount(ctx: EngineContext, accountId: string, failures: number): Promise<void> {
+export async function disableAccount(ctx: EngineContext, accountId: string, failures: number, why?: string): Promise<void> {
   const now = ctx.clock.now();
   const until = now + ctx.options.cooldownMs;
-  const reason = `${failures} send failures in a row`;
+  const reason = why ?? `${failures} send failures in a row`;
   try {
     await ctx.store.updateAccount(accountId, { state: 'disabled', disabledUntil: until, disabledReason: reason, consecutiveFailures: 0 }, now);
     ctx.log.warn(`account ${accountId} disabled until ${new Date(until).toISOString()}: ${reason}`, { accountId });

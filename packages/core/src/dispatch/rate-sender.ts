@@ -1,6 +1,6 @@
 import type { Recipient } from '../domain/types.js';
 import { LATE_TOLERANCE_MS, rateGaps } from '../pacing/plan.js';
-import { AccountSender, returnToPending, type Planned } from './sender.js';
+import { AccountSender, RECORD_WITHIN_MS, returnToPending, type Planned } from './sender.js';
 
 /**
  * The schedule of rate-paced accounts (official APIs, `pacing.ratePerSecond`): sends leave at their
@@ -12,12 +12,6 @@ import { AccountSender, returnToPending, type Planned } from './sender.js';
  * next ones and push a second over the rate). "Too fast" answers shrink the rate and the window for a
  * while (`Throttle`).
  */
-/**
- * A sent message's outcome reaches the store within this long of its answer, however few have come
- * back: a receipt (Meta posts "sent" and "delivered" within a second or so) that reaches the store
- * before the outcome finds the row still `sending` and is ignored.
- */
-const RECORD_WITHIN_MS = 50;
 
 export class RateSender extends AccountSender {
   private readonly outstanding = new Set<Promise<void>>();
@@ -31,9 +25,14 @@ export class RateSender extends AccountSender {
   /** Wakes the schedule when the oldest outcome is due to be recorded (RECORD_WITHIN_MS). */
   private due: Promise<void> | null = null;
 
-  /** The window in use now: the configured one, shrunk after "too fast" answers. */
+  /** The window in use now: the configured one, shrunk after "too fast" answers; one send while probing. */
   private get window(): number {
+    if (this.probing) return 1;
     return Math.max(1, Math.floor(this.account.pacing.maxInFlight * this.account.throttle.share));
+  }
+
+  protected override onWire(): number {
+    return this.outstanding.size;
   }
 
   protected async schedule(): Promise<void> {
@@ -116,7 +115,12 @@ export class RateSender extends AccountSender {
     grants.forEach((g, i) => {
       const p = planned[i]!;
       if (!g.granted) return this.refused(p, g);
-      const task: Promise<void> = this.sendAt(p, g.slotAt, grantedAt).finally(() => {
+      // A send's task never rejects: nothing awaits it until the schedule ends, and a rejection left
+      // unhandled that long would take the process down (failed() keeps its store writes from throwing).
+      const task: Promise<void> = this.sendAt(p, g.slotAt, grantedAt).catch((error: unknown) => {
+        this.d.ctx.fail(`campaign ${this.campaign.id}: sending through ${this.account.id}`, error);
+        this.stop ??= { kind: 'halted' };
+      }).finally(() => {
         this.outstanding.delete(task);
         const ended = this.ended;
         this.ended = null;

@@ -4,7 +4,7 @@ import { writeAhead, type PlannedSend } from '../pacing/plan.js';
 import type { Grant } from '../rules/slots.js';
 import type { Outcome } from '../store/contract.js';
 import type { OutboundMessage } from '../transport/contract.js';
-import { backOffAccount, markAccountLost } from './account-health.js';
+import { backOffAccount, disableAccount, markAccountLost } from './account-health.js';
 import { autoPause } from './batches.js';
 import { decideAfterFailure } from './decide.js';
 import { recordOptOut } from './opt-out.js';
@@ -29,6 +29,13 @@ export interface SenderRoom {
   readonly templates: TemplateCache;
 }
 
+/**
+ * A sent message's outcome reaches the store within this long of its answer, however few have come
+ * back: a receipt (Meta posts "sent" and "delivered" within a second or so) that reaches the store
+ * before the outcome finds the row still `sending` and is ignored.
+ */
+export const RECORD_WITHIN_MS = 50;
+
 /** How often a sender asks again while the account's window is full (another worker's send is on the wire). */
 const IN_FLIGHT_POLL_MS = 100;
 
@@ -50,6 +57,17 @@ export abstract class AccountSender {
   protected processed = 0;
   protected stop: SenderStop | null = null;
   private probed = false;
+  /** Outcomes this sender recorded disabled its account (their run of failures reached the threshold). */
+  private disabledHere = false;
+
+  /**
+   * The account's cooldown has ended and its next send is the probe that decides whether it returns
+   * (DESIGN mechanism 5): until one of this sender's sends goes through, one at a time, and the first
+   * real failure disables it again.
+   */
+  protected get probing(): boolean {
+    return this.record.state === 'disabled' && !this.probed;
+  }
 
   constructor(
     protected readonly d: SenderRoom,
@@ -118,9 +136,14 @@ export abstract class AccountSender {
       try {
         grants = (await this.d.recorder.checkpoint(this.pending, writeAhead(this.account.id, this.account.pacing, planned.map(toItem), window, now, ctx.options.capTimeZone, aheadMs))).grants;
       } catch (error) {
-        // The store stays down. None of these was sent (a send waits for its grant); the slice releases them.
+        // The store stays down. None of these was sent (a send waits for its grant), but the write-ahead
+        // may have committed with its answer lost: its rows would then show `sending`, leased to us,
+        // which no release frees. Each goes back to pending with its attempts as they were, recorded
+        // with the outcomes kept for the next tick. (Not to the queue: another account of this
+        // process could write it ahead before that outcome lands, and the outcome would undo it.)
         ctx.fail(`campaign ${this.campaign.id}: writing ${planned.length} send(s) ahead through ${this.account.id}`, error);
-        this.queue.putBack(planned.map((p) => p.recipient));
+        const at = ctx.clock.now();
+        for (const p of planned) this.pending.add(returnToPending(p.recipient, this.campaign.id, p.attempt - 1, at, false));
         this.stop = { kind: 'halted' };
         return null;
       }
@@ -133,10 +156,34 @@ export abstract class AccountSender {
         this.windowFull = true;
         return null;
       }
-      if (!(await this.waitUntil(first.retryAt, false))) {
+      if (!(await this.waitRecording(first.retryAt))) {
         this.queue.putBack(planned.map((p) => p.recipient));
         return null;
       }
+    }
+  }
+
+  /** How many of this sender's sends are on the wire now (a rate-paced sender has several). */
+  protected onWire(): number {
+    return 0;
+  }
+
+  /**
+   * Wait until `at` holding no slot (as `waitUntil`), recording within RECORD_WITHIN_MS the answers of
+   * sends still on the wire meanwhile. An account backed off by a rate limit waits out a minute here:
+   * its sends' outcomes, which free the window for every worker and which a crash would otherwise turn
+   * into sends in doubt, are not held that long.
+   */
+  private async waitRecording(at: number): Promise<boolean> {
+    const { clock } = this.d.ctx;
+    for (;;) {
+      if (this.stop) return false;
+      const waiting = this.onWire() > 0 || this.pending.size > 0;
+      if (!waiting || (this.limits.deadline !== null && at > this.limits.deadline)) return this.waitUntil(at, false);
+      if (this.pending.size > 0) await this.flush();
+      const until = Math.min(at, clock.now() + RECORD_WITHIN_MS);
+      if (!(await this.waitUntil(until, false))) return false;
+      if (until >= at) return true;
     }
   }
 
@@ -194,17 +241,45 @@ export abstract class AccountSender {
   protected async failed(p: Planned, attempt: Extract<SendAttempt, { ok: false }>, accountNextSendAt?: number): Promise<void> {
     const { ctx } = this.d;
     const { error } = attempt;
-    const ref = { campaignId: this.campaign.id, recipientId: p.recipient.id, phone: p.recipient.phone };
     const now = ctx.clock.now();
     const decision = decideAfterFailure({ error, attempts: p.attempt, ...(attempt.lookup ? { lookup: attempt.lookup } : {}) }, this.campaign.settings, ctx.random);
+    if (this.probing && decision.action !== 'account_lost' && decision.accountEffect === 'failure') {
+      // The probe failed: the account goes back to its cooldown now, not after N more failures.
+      this.probed = true;
+      this.stop = { kind: 'account_gone' };
+      await this.failedOnce(p, attempt, decision, now, accountNextSendAt);
+      await this.flush();
+      // (Unless its outcome took the account's run of failures to the threshold: disabled already.)
+      if (!this.disabledHere) await disableAccount(ctx, this.account.id, 1, `the probe after its cooldown failed (${error.message})`);
+      return;
+    }
+    await this.failedOnce(p, attempt, decision, now, accountNextSendAt);
+  }
+
+  private async failedOnce(
+    p: Planned,
+    attempt: Extract<SendAttempt, { ok: false }>,
+    decision: ReturnType<typeof decideAfterFailure>,
+    now: number,
+    accountNextSendAt: number | undefined,
+  ): Promise<void> {
+    const { ctx } = this.d;
+    const { error } = attempt;
+    const ref = { campaignId: this.campaign.id, recipientId: p.recipient.id, phone: p.recipient.phone };
     switch (decision.action) {
       case 'retry': {
-        if (decision.backOffAccountMs !== undefined) await backOffAccount(ctx, this.account.id, decision.backOffAccountMs);
         if (error.kind === 'rate_limited' && error.scope !== 'recipient') this.account.throttle.slowDown(now);
-        this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, decision.attempts, now, true), accountId: this.account.id, error: error.message, accountEffect: decision.accountEffect, ...paced(accountNextSendAt) });
+        // A backoff rides with the outcome too: should the store refuse the write below, the outcome,
+        // recorded later, still moves the account's next slot past it.
+        const until = decision.backOffAccountMs === undefined ? accountNextSendAt : Math.max(accountNextSendAt ?? 0, now + decision.backOffAccountMs);
+        this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, decision.attempts, now, true), accountId: this.account.id, error: error.message, accountEffect: decision.accountEffect, ...paced(until) });
         ctx.emit('message:retrying', { ...ref, accountId: this.account.id, attempt: decision.attempts, error: error.message, kind: error.kind });
         // Its return to the queue is in this sender's pending outcomes: only this account retries it.
         this.queue.putBack([{ ...p.recipient, attempts: decision.attempts, text: p.text }], now + decision.afterMs, this.account.id);
+        if (decision.backOffAccountMs !== undefined) {
+          const ms = decision.backOffAccountMs;
+          await this.storeEffect(`backing ${this.account.id} off for ${ms} ms`, () => backOffAccount(ctx, this.account.id, ms));
+        }
         return;
       }
       case 'account_lost':
@@ -214,7 +289,7 @@ export abstract class AccountSender {
         // No attempt consumed; the recipient goes back to pending for another account or later.
         this.pending.add({ ...returnToPending(p.recipient, this.campaign.id, p.attempt - 1, now, false), accountId: this.account.id, ...paced(accountNextSendAt) });
         await this.flush();
-        await markAccountLost(ctx, this.account.id, error);
+        await this.storeEffect(`marking ${this.account.id} lost`, () => markAccountLost(ctx, this.account.id, error));
         this.stop = { kind: 'account_gone' };
         return;
       case 'finish': {
@@ -237,15 +312,32 @@ export abstract class AccountSender {
           else ctx.emit('message:failed', { ...ref, accountId: this.account.id, error: error.message, kind: decision.kind });
         });
         const disabled = await this.flush();
-        if (decision.optOut) await recordOptOut(ctx, [p.recipient.phone], `the provider says the contact stopped receiving messages (${error.message})`, 'inbound');
+        if (decision.optOut) {
+          const why = `the provider says the contact stopped receiving messages (${error.message})`;
+          await this.storeEffect(`opting ${p.recipient.phone} out`, () => recordOptOut(ctx, [p.recipient.phone], why, 'inbound'));
+        }
         if (disabled.includes(this.account.id)) this.stop = { kind: 'account_gone' };
         if (error.scope === 'campaign') {
           // Every recipient would meet it (a template the provider rejects): stop spending sends on it.
           this.stop = { kind: 'halted' };
-          await autoPause(ctx, this.campaign, 'error_threshold', error.message);
+          await this.storeEffect(`pausing campaign ${this.campaign.id}`, () => autoPause(ctx, this.campaign, 'error_threshold', error.message));
         }
         return;
       }
+    }
+  }
+
+  /**
+   * A store write a failed send calls for besides its outcome (an account's backoff, a lost account, an
+   * opt-out, a pause). The outcome is pending before it runs, and it never throws: when the store is
+   * down it is reported, and the sender stops as when outcomes cannot be recorded (`flush`).
+   */
+  private async storeEffect(what: string, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      this.d.ctx.fail(`campaign ${this.campaign.id}: ${what}`, error);
+      this.stop ??= { kind: 'halted' };
     }
   }
 
@@ -289,7 +381,9 @@ export abstract class AccountSender {
    */
   protected async flush(): Promise<string[]> {
     try {
-      return await this.d.recorder.flush(this.pending);
+      const disabled = await this.d.recorder.flush(this.pending);
+      if (disabled.includes(this.account.id)) this.disabledHere = true;
+      return disabled;
     } catch (error) {
       this.d.ctx.fail(`campaign ${this.campaign.id}: recording outcomes of ${this.account.id}`, error);
       this.stop = { kind: 'halted' };
