@@ -831,7 +831,7 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/apply_status_updates.sql
-SELECT pg_temp.disparo_function('apply_status_updates', 'f8559fe8cc9044d7ae9ca5d13f3546d9', $disparo_sql$
+SELECT pg_temp.disparo_function('apply_status_updates', '997124586ab02da346e573093ea90960', $disparo_sql$
 -- StateStore.applyStatusUpdates: provider receipts, `p_updates` an array of `StatusUpdate`
 -- ({"providerMessageId", "status": sent|delivered|read|failed, "at", "error", "idempotencyKey"}),
 -- applied in order (a repeat inside one call is a repeat), after the receipts held by earlier calls
@@ -865,13 +865,16 @@ DECLARE
   v_retry bigint[];
   v_found boolean;
   v_pids text[];
+  v_keys text[];
+  v_locked bigint[];
 BEGIN
   -- Expired ones go (one a concurrent call holds is left to it: no call waits on another here).
   DELETE FROM "disparo".held_receipts WHERE id IN (
     SELECT h.id FROM "disparo".held_receipts h WHERE h.held_at <= p_now - p_held_ms FOR UPDATE SKIP LOCKED);
   -- The held receipts this call tries (a call with no updates: those whose row, by provider id or by
   -- key, is no longer `sending`; one taken by a concurrent call is left to it), then the rows, in key
-  -- order, so two calls with the same ids in another order never deadlock.
+  -- order, so two calls with the same ids in another order never deadlock (nor one with a checkpoint,
+  -- which locks its rows in key order too).
   IF coalesce(jsonb_array_length(p_updates), 0) = 0 THEN
     SELECT coalesce(array_agg(h.id ORDER BY h.id), '{}') INTO v_retry
       FROM (SELECT h.id FROM "disparo".held_receipts h
@@ -885,13 +888,25 @@ BEGIN
   ELSE
     v_retry := '{}';
   END IF;
-  v_pids := ARRAY(SELECT e ->> 'providerMessageId' FROM jsonb_array_elements(coalesce(p_updates, '[]')) e)
-    || ARRAY(SELECT h.provider_message_id FROM "disparo".held_receipts h WHERE h.id = ANY (v_retry));
-  PERFORM 1 FROM "disparo".recipients r
-    WHERE r.id IN (SELECT x.id FROM "disparo".recipients x WHERE x.provider_message_id = ANY (v_pids)
-                   UNION ALL
-                   SELECT f.recipient_id FROM "disparo".in_flight f WHERE f.provider_message_id = ANY (v_pids))
-    ORDER BY r.id FOR UPDATE;
+  SELECT coalesce(array_agg(q.pid), '{}'), coalesce(array_agg(q.idem), '{}') INTO v_pids, v_keys FROM (
+    SELECT e ->> 'providerMessageId' AS pid, e ->> 'idempotencyKey' AS idem FROM jsonb_array_elements(coalesce(p_updates, '[]')) e
+    UNION ALL
+    SELECT h.provider_message_id, h.idempotency_key FROM "disparo".held_receipts h WHERE h.id = ANY (v_retry)) q;
+  -- Every row the loop may write, locked here in key order before any is written (a checkpoint locks
+  -- its rows in key order too: the two never wait on each other in a cycle): the rows carrying one of
+  -- the provider ids (on the row or on its send in flight), and the recipient each idempotency key
+  -- names, the loop's fallback (whether or not the id finds a row: checking would cost a probe too).
+  SELECT coalesce(array_agg(r.id ORDER BY r.id), '{}') INTO v_locked
+    FROM (SELECT r.id FROM "disparo".recipients r
+          WHERE r.id IN (SELECT x.id FROM "disparo".recipients x WHERE x.provider_message_id = ANY (v_pids)
+                         UNION ALL
+                         SELECT f.recipient_id FROM "disparo".in_flight f WHERE f.provider_message_id = ANY (v_pids)
+                         UNION ALL
+                         SELECT x.id FROM unnest(v_keys) k(idem) JOIN "disparo".recipients x
+                           ON x.phone = substring(k.idem from '[^:]*$')
+                          AND x.campaign_id = left(k.idem, length(k.idem) - length(substring(k.idem from '[^:]*$')) - 1)
+                         WHERE k.idem LIKE '%:%')
+          ORDER BY r.id FOR UPDATE) r;
   FOR u IN
     SELECT q.held_id, q.pid, q.status, q.at, q.error, q.idem FROM (
       SELECT h.id AS held_id, 0 AS part, h.id AS i, h.provider_message_id AS pid, h.status, h.at, h.error, h.idempotency_key AS idem
@@ -901,16 +916,25 @@ BEGIN
         FROM jsonb_array_elements(coalesce(p_updates, '[]')) WITH ORDINALITY AS x(e, i)
     ) q ORDER BY q.part, q.i
   LOOP
-    SELECT w.id, w.campaign_id, w.batch, w.status, w.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
-      FROM "disparo".get_recipient_by_provider_id(u.pid) w;
-    IF NOT FOUND AND u.idem LIKE '%:%' THEN
-      -- The key is `campaignId:phone`; campaign ids may hold ':', phones never do.
-      SELECT r.id, r.campaign_id, r.batch, w.status, w.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
-        FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._shown(r) w
-        WHERE r.phone = substring(u.idem from '[^:]*$') AND r.campaign_id = left(u.idem, length(u.idem) - length(substring(u.idem from '[^:]*$')) - 1)
-        FOR UPDATE OF r;
-    END IF;
-    v_found := FOUND;
+    -- The receipt's row, read under its lock: a status read without it may be moved on by a
+    -- concurrent receipt before this one writes, and written over (backwards, and counted twice).
+    LOOP
+      SELECT w.id, w.campaign_id, w.batch, w.status, w.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+        FROM "disparo".get_recipient_by_provider_id(u.pid) w;
+      IF NOT FOUND AND u.idem LIKE '%:%' THEN
+        -- The key is `campaignId:phone`; campaign ids may hold ':', phones never do.
+        SELECT r.id, r.campaign_id, r.batch, w.status, w.provider_message_id INTO v_id, v_campaign, v_batch, v_from, v_known
+          FROM "disparo".recipients r CROSS JOIN LATERAL "disparo"._shown(r) w
+          WHERE r.phone = substring(u.idem from '[^:]*$') AND r.campaign_id = left(u.idem, length(u.idem) - length(substring(u.idem from '[^:]*$')) - 1);
+      END IF;
+      v_found := FOUND;
+      EXIT WHEN NOT v_found OR v_id = ANY (v_locked);
+      -- A row not locked above: it took the provider id since (its outcome committed meanwhile). Lock
+      -- it, then read again, as it is now. (Out of key order: the one exception, a row that took its
+      -- id while this call ran.)
+      PERFORM 1 FROM "disparo".recipients r WHERE r.id = v_id FOR UPDATE;
+      v_locked := v_locked || v_id;
+    END LOOP;
     IF NOT v_found OR v_from = 'sending' THEN
       -- Not yet (holdsReceipt): a row in doubt learns the provider id; a new receipt is held.
       IF v_found AND v_known IS NULL THEN
