@@ -1694,31 +1694,43 @@ $$;
 $disparo_sql$);
 
 -- sql/functions/cleanup.sql
-SELECT pg_temp.disparo_function('cleanup', '32fd60f78a5314299cbc16b2e98afdff', $disparo_sql$
+SELECT pg_temp.disparo_function('cleanup', 'f74708fade5bcba33ad1bb2812e93e8c', $disparo_sql$
 -- StateStore.cleanup: delete finished campaigns whose `finished_at` is before `p_older_than`, with their
 -- rows, batch records, counter shards, leases and sends in flight. Only a finished campaign has a `finished_at` (set by
 -- transition_campaign when core's isFinished says so), so no list of statuses lives here.
 -- Returns {"campaigns": n, "recipients": n}.
+--
+-- The rows go first, and their sends in flight in a statement of its own after them. A worker may be
+-- writing one of them ahead as the campaign is cleaned up (it was cancelled moments before): deleting
+-- the row waits for that write-ahead's row lock, and a later statement's snapshot holds the send it
+-- committed meanwhile. In one statement, that send was past its snapshot: it stayed, with no row to
+-- settle it, and held its account's window for good. A write-ahead that comes after the rows are gone
+-- finds no row and writes nothing.
 CREATE OR REPLACE FUNCTION "disparo".cleanup(p_older_than bigint)
 RETURNS jsonb
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_ids text[];
+  v_recipients bigint;
+BEGIN
   WITH c AS (
     DELETE FROM "disparo".campaigns WHERE finished_at < p_older_than RETURNING id
-  ), r AS (
-    DELETE FROM "disparo".recipients WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
-  ), b AS (
-    DELETE FROM "disparo".batches WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
-  ), k AS (
-    DELETE FROM "disparo".campaign_counts WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
-  ), bk AS (
-    DELETE FROM "disparo".batch_counts WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
-  ), l AS (
-    DELETE FROM "disparo".leases WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
-  ), f AS (
-    DELETE FROM "disparo".in_flight WHERE campaign_id IN (SELECT id FROM c) RETURNING 1
   )
-  -- (Every data-modifying CTE runs to completion whether or not the query reads it.)
-  SELECT jsonb_build_object('campaigns', (SELECT count(*) FROM c), 'recipients', (SELECT count(*) FROM r))
+  SELECT coalesce(array_agg(c.id), '{}') INTO v_ids FROM c;
+  IF cardinality(v_ids) = 0 THEN
+    RETURN jsonb_build_object('campaigns', 0, 'recipients', 0);
+  END IF;
+  WITH r AS (
+    DELETE FROM "disparo".recipients WHERE campaign_id = ANY (v_ids) RETURNING 1
+  )
+  SELECT count(*) INTO v_recipients FROM r;
+  DELETE FROM "disparo".in_flight WHERE campaign_id = ANY (v_ids);
+  DELETE FROM "disparo".leases WHERE campaign_id = ANY (v_ids);
+  DELETE FROM "disparo".batches WHERE campaign_id = ANY (v_ids);
+  DELETE FROM "disparo".campaign_counts WHERE campaign_id = ANY (v_ids);
+  DELETE FROM "disparo".batch_counts WHERE campaign_id = ANY (v_ids);
+  RETURN jsonb_build_object('campaigns', cardinality(v_ids), 'recipients', v_recipients);
+END
 $$;
 $disparo_sql$);
 
