@@ -43,4 +43,17 @@ describe('what a failure says beyond its message', () => {
     expect((await expectCountersMatchRows(r.store, c.id)).counted).toMatchObject({ sent: 5, failed: 0 });
     expect(duplicateSends([r.sims.a1!])).toEqual([]);
   });
+
+  it('a run of failures that name the contact (a closed 24 h window) does not disable a healthy number', async () => {
+    const r = rig({ engine: { failureThreshold: 3 } });
+    for (let i = 0; i < 4; i++) r.sims.a1!.failNext('permanent', { scope: 'recipient' });
+    const disabled: string[] = [];
+    r.engine.on('account:disabled', (e) => disabled.push(e.accountId));
+    const c = await campaignWith(r.engine, 6, { batchSize: 6 });
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(disabled).toEqual([]);
+    expect((await r.store.getAccount('a1'))!).toMatchObject({ state: 'active', consecutiveFailures: 0 });
+    expect((await expectCountersMatchRows(r.store, c.id)).counted).toMatchObject({ failed: 4, sent: 2 });
+  });
 });

@@ -46,8 +46,10 @@ export const CLOUD_API_ERROR_TABLE: Readonly<Record<number, CodeClass>> = Object
   131000: { kind: 'transient', title: 'Something went wrong', ambiguousOn5xx: true },
   131016: { kind: 'transient', title: 'Service unavailable' },
   133004: { kind: 'transient', title: 'Server temporarily unavailable' },
-  4: { kind: 'transient', title: 'Too many API calls (app rate limit)', hint: 'pace all Graph API calls of this app' },
-  80007: { kind: 'transient', title: 'Rate limit issues (WABA API call limit)', hint: 'pace all Graph API calls of this WhatsApp Business Account' },
+  // The app's or the WABA's call limits: slow down like a throughput limit (no attempt consumed, and
+  // not a failure of this number: as `transient`, five in a row disabled it).
+  4: { kind: 'rate_limited', title: 'Too many API calls (app rate limit)', backoff: 'throughput', hint: 'pace all Graph API calls of this app' },
+  80007: { kind: 'rate_limited', title: 'Rate limit issues (WABA API call limit)', backoff: 'throughput', hint: 'pace all Graph API calls of this WhatsApp Business Account' },
   // The recipient: never retry, skip.
   131026: { kind: 'invalid_recipient', title: 'Message undeliverable', scope: 'recipient', hint: 'not on WhatsApp, has not accepted the terms, runs an old app, or blocked this number' },
   131049: { kind: 'invalid_recipient', title: 'Not delivered to maintain healthy ecosystem engagement', scope: 'recipient', hint: "Meta's per-user marketing limit: do not retry this contact soon" },
@@ -55,10 +57,11 @@ export const CLOUD_API_ERROR_TABLE: Readonly<Record<number, CodeClass>> = Object
   131021: { kind: 'invalid_recipient', title: 'Recipient cannot be the sender', scope: 'recipient' },
   131030: { kind: 'invalid_recipient', title: 'Recipient phone number not in allowed list', scope: 'recipient', hint: 'a test number only sends to the numbers added in WhatsApp Manager' },
   130472: { kind: 'permanent', title: "User's number is part of an experiment", scope: 'recipient', hint: 'Meta withheld this marketing message; do not resend' },
-  // This message (not the recipient, not the campaign).
+  // This message to this contact (the contact is not invalid, and the number is not to blame).
   131047: {
     kind: 'permanent',
     title: 'Re-engagement message (24 h customer window closed)',
+    scope: 'recipient',
     hint: 'free-form messages only reach contacts who wrote in the last 24 h; send an approved template instead (the contact is not invalid)',
   },
   // The content: every recipient would fail the same way.

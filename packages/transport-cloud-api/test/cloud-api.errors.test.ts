@@ -26,7 +26,7 @@ const EXPECTED: Record<number, Expected> = {
   131026: { kind: 'invalid_recipient', scope: 'recipient' },
   131049: { kind: 'invalid_recipient', scope: 'recipient' },
   131050: { kind: 'invalid_recipient', scope: 'recipient', optOut: true },
-  131047: { kind: 'permanent' },
+  131047: { kind: 'permanent', scope: 'recipient' },
   100: { kind: 'permanent', scope: 'campaign' },
   131008: { kind: 'permanent', scope: 'campaign' },
   131009: { kind: 'permanent', scope: 'campaign' },
@@ -52,8 +52,8 @@ const EXPECTED: Record<number, Expected> = {
   2: { kind: 'transient' },
   131000: { kind: 'transient' },
   131016: { kind: 'transient' },
-  4: { kind: 'transient' },
-  80007: { kind: 'transient' },
+  4: { kind: 'rate_limited', retryAfterMs: 1_000 },
+  80007: { kind: 'rate_limited', retryAfterMs: 1_000 },
 };
 
 const defaults = (e: Expected) => ({ scope: undefined, optOut: false, accountReason: undefined, retryAfterMs: undefined, ...e });

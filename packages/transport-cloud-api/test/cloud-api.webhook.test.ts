@@ -53,7 +53,7 @@ const EXPECTED: Record<string, TransportEvent[] | 'get'> = {
   'cloudapi.webhook.status.read.json': [{ type: 'status', providerMessageId: WAMID, status: 'read', at: 1_748_769_390_000, idempotencyKey: KEY }],
   'cloudapi.webhook.status.failed.131026.json': [failed(131026, '(#131026) Message undeliverable: Message Undeliverable. [invalid_recipient, recipient]')],
   'cloudapi.webhook.status.failed.131047.json': [
-    failed(131047, '(#131047) Re-engagement message: Message failed to send because more than 24 hours have passed since the customer last replied to this number. [permanent]'),
+    failed(131047, '(#131047) Re-engagement message: Message failed to send because more than 24 hours have passed since the customer last replied to this number. [permanent, recipient]'),
   ],
   'cloudapi.webhook.status.failed.131049.json': [
     failed(131049, '(#131049) This message was not delivered to maintain healthy ecosystem engagement.: In order to maintain a healthy ecosystem engagement, the message failed to be delivered. [invalid_recipient, recipient]'),

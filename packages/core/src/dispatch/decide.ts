@@ -42,7 +42,7 @@ export const RECIPIENT_RATE_WAIT_MS = 6_000;
  * | rate_limited (scope recipient)      | retry this contact later, no attempt consumed, others go on     |
  * | account                             | account_lost                                                    |
  * | invalid_recipient                   | finish skipped (not_on_whatsapp, or opted_out with optOut)      |
- * | permanent                           | finish failed (counts against the account unless campaign scope)|
+ * | permanent                           | finish failed (counts against the account without a scope)      |
  * | transient                           | retry with backoff while attempts remain, then finish failed    |
  * | ambiguous, lookup proved absent     | as transient (a resend is safe)                                 |
  * | ambiguous, lookup cannot tell       | at-most-once: finish unknown; at-least-once: as transient       |
@@ -67,7 +67,10 @@ export function decideAfterFailure(failed: FailedSend, settings: RetrySettings, 
         ? { action: 'finish', status: 'skipped', skipReason: 'opted_out', optOut: true, accountEffect: 'none', kind: error.kind }
         : { action: 'finish', status: 'skipped', skipReason: 'not_on_whatsapp', accountEffect: 'none', kind: error.kind };
     case 'permanent':
-      return { action: 'finish', status: 'failed', accountEffect: error.scope === 'campaign' ? 'none' : 'failure', kind: error.kind };
+      // Only a failure that says nothing of its cause blames the account: one scoped to the content
+      // (campaign) or to the contact (a closed 24 h window, a value the provider refuses for this
+      // recipient) would disable a healthy number after a few such contacts in a row.
+      return { action: 'finish', status: 'failed', accountEffect: error.scope === undefined ? 'failure' : 'none', kind: error.kind };
     case 'transient':
       return retryOrFail('failure');
     case 'ambiguous':
