@@ -163,6 +163,21 @@ describe('retries, error kinds and accounts', () => {
 
   });
 
+  it('a SAIR from a WhatsApp id without the ninth digit opts out the contact as the list has it', async () => {
+    // Meta gives older Brazilian mobiles' ids without the ninth digit: 551199990001 for 5511999990001.
+    const r = rig();
+    const c = await campaignWith(r.engine, 3);
+    const [first] = await r.store.listRecipients(c.id);
+    expect(first!.phone).toMatch(/^55\d{2}9\d{8}$/);
+    const waId = `${first!.phone.slice(0, 4)}${first!.phone.slice(5)}`;
+    await r.engine.handleTransportEvents('a1', [{ type: 'inbound', from: waId, text: 'SAIR', at: r.clock.now() }]);
+    expect((await r.store.listOptOuts()).map((o) => o.phone)).toEqual([first!.phone]);
+    await r.engine.start(c.id);
+    await runUntil(r, 'campaign:completed');
+    expect(r.sims.a1!.sends.map((x) => x.to)).not.toContain(first!.phone);
+    expect((await r.store.listRecipients(c.id)).find((x) => x.id === first!.id)).toMatchObject({ status: 'skipped', skipReason: 'opted_out' });
+  });
+
   it("an account's transport events are stored in the order they came, even when the store answers out of order", async () => {
     // The store answers the first account read late: handled concurrently, the `open` would land after the `close`.
     const memory = createMemoryStore();

@@ -58,10 +58,17 @@ export function statusUpdatesOf(events: TransportEvent[]): StatusUpdate[] {
   return events.flatMap((e) => (e.type === 'status' ? [{ providerMessageId: e.providerMessageId, status: e.status, at: e.at, error: e.error ?? null, idempotencyKey: e.idempotencyKey ?? null }] : []));
 }
 
-/** An inbound reply: reported, and an opt-out keyword (SAIR, STOP...) opts the contact out of every campaign. */
+/**
+ * An inbound reply: reported, and an opt-out keyword (SAIR, STOP...) opts the contact out of every campaign.
+ * The opt-out is kept under the number as recipients are stored (`normalizePhone`): a provider gives
+ * the sender's WhatsApp id, digits with the country code, and for older Brazilian mobiles that id lacks
+ * the ninth digit the list has (551199990001 for 5511999990001). Kept as given, it matched no recipient.
+ */
 export async function inboundReply(ctx: EngineContext, accountId: string, event: Extract<TransportEvent, { type: 'inbound' }>): Promise<void> {
   ctx.emit('inbound:message', { accountId, from: event.from, text: event.text, at: event.at });
-  if (ctx.options.optOutKeywords.includes(foldKeyword(event.text))) await recordOptOut(ctx, [event.from], `replied "${event.text.trim()}"`, 'inbound');
+  if (!ctx.options.optOutKeywords.includes(foldKeyword(event.text))) return;
+  const phone = normalizePhone(/^\d+$/.test(event.from) ? `+${event.from}` : event.from, ctx.options.defaultCountry as CountryCode) ?? event.from;
+  await recordOptOut(ctx, [phone], `replied "${event.text.trim()}"`, 'inbound');
 }
 
 /** Opt contacts out: they are never sent to again, and their pending sends in every campaign are skipped. */
