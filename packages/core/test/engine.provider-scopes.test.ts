@@ -56,4 +56,22 @@ describe('what a failure says beyond its message', () => {
     expect((await r.store.getAccount('a1'))!).toMatchObject({ state: 'active', consecutiveFailures: 0 });
     expect((await expectCountersMatchRows(r.store, c.id)).counted).toMatchObject({ failed: 4, sent: 2 });
   });
+
+  it('a failed receipt that says the contact stopped marketing messages opts the contact out of every campaign', async () => {
+    // Cloud API 131050 comes as a `failed` webhook for a message it had accepted, more often than as a send's reply.
+    const r = rig();
+    const c1 = await campaignWith(r.engine, 2, { batchSize: 2 });
+    const c2 = await campaignWith(r.engine, 2, { batchSize: 2 });
+    await r.engine.start(c1.id);
+    await runUntil(r, 'campaign:completed');
+    const [first, second] = await r.store.listRecipients(c1.id);
+    await r.engine.handleTransportEvents('a1', [
+      { type: 'status', providerMessageId: first!.providerMessageId!, status: 'failed', at: r.clock.now(), code: 131050, error: 'User stopped marketing messages', optOut: true },
+      { type: 'status', providerMessageId: second!.providerMessageId!, status: 'failed', at: r.clock.now(), code: 131026, error: 'Message undeliverable' },
+    ]);
+    expect((await r.store.listOptOuts()).map((o) => o.phone)).toEqual([first!.phone]);
+    const rows2 = await r.store.listRecipients(c2.id);
+    expect(rows2.find((x) => x.phone === first!.phone)).toMatchObject({ status: 'skipped', skipReason: 'opted_out' });
+    expect(rows2.find((x) => x.phone === second!.phone)).toMatchObject({ status: 'pending' });
+  });
 });

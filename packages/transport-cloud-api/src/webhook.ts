@@ -229,6 +229,7 @@ export function parseCloudApiWebhook(body: unknown, options: ParseOptions): Pars
               const d = describeError(first);
               event.code = first.code;
               event.error = d.text;
+              if (s.errors!.some((e) => classifyCloudApiCode(e.code)?.optOut)) event.optOut = true;
               for (const e of s.errors!) {
                 const de = e === first ? d : describeError(e);
                 out.errors.push({ phoneNumberId: id, code: e.code, title: de.title, ...(de.details ? { details: de.details } : {}), class: de.cls, providerMessageId: s.id });

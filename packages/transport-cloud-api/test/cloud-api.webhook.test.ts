@@ -87,8 +87,11 @@ describe('parseWebhook: fixtures', () => {
     Object.assign(body.entry[0].changes[0].value.statuses[0].errors[0], { code: 131050, title: 'User has stopped marketing messages', message: 'User has stopped marketing messages' });
     const { raw, headers } = signed(body);
     const [event] = transport().parseWebhook(raw, headers);
-    expect(event).toMatchObject({ type: 'status', status: 'failed', code: 131050 });
+    expect(event).toMatchObject({ type: 'status', status: 'failed', code: 131050, optOut: true });
     expect((event as { error: string }).error).toMatch(/\[invalid_recipient, recipient, opt-out\]$/);
+    // Other failures say nothing of the contact's wishes.
+    const other = transport().parseWebhook(...(Object.values(signed(fixture('cloudapi.webhook.status.failed.131026.json'))) as [string, Record<string, string>]))[0];
+    expect(other).not.toHaveProperty('optOut');
   });
 
   it('a failed status with an account-level code also stops the account (same table as sync errors)', () => {

@@ -41,8 +41,16 @@ export async function applyTransportEvents(ctx: EngineContext, parsed: Array<{ a
       else if (event.type === 'connection' && (await applyConnection(ctx, accountId, event))) await reconnected();
     }
   }
-  const statuses = statusUpdatesOf(parsed.flatMap((p) => p.events));
+  const events = parsed.flatMap((p) => p.events);
+  const statuses = statusUpdatesOf(events);
   if (statuses.length > 0) await applyStatusUpdates(ctx, statuses);
+  // A failure that says the contact stopped receiving messages arrives as a receipt more often than
+  // as a send's reply (Cloud API 131050): it opts the contact out, as the reply would have.
+  for (const e of events) {
+    if (e.type !== 'status' || e.status !== 'failed' || !e.optOut) continue;
+    const recipient = await ctx.store.getRecipientByProviderId(e.providerMessageId);
+    if (recipient) await recordOptOut(ctx, [recipient.phone], `the provider says the contact stopped receiving messages (${e.error ?? 'failed'})`, 'inbound');
+  }
 }
 
 /** A webhook body parsed (and its signature checked) by the transport of `accountId`. */

@@ -58,6 +58,11 @@ export type TransportEvent =
       /** Provider code for failures, e.g. 131047 or 463. */
       code?: string | number;
       /**
+       * A failure that says the contact stopped receiving these messages (Cloud API 131050): the
+       * engine opts the contact out of every campaign, as for a send refused with `optOut`.
+       */
+      optOut?: boolean;
+      /**
        * The message's idempotency key when the provider echoes a correlation string (Cloud API
        * `biz_opaque_callback_data`): settles a send whose reply was lost, before its id was known.
        */
