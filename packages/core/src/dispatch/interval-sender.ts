@@ -89,7 +89,15 @@ export class IntervalSender extends AccountSender {
         // This one leaves the group; the unsent rest goes back to the queue, still leased to us.
         const rest = planned.slice(i + 1).filter((_, j) => grants[i + 1 + j]!.granted);
         for (const r of rest) this.pending.add(returnToPending(r.recipient, this.campaign.id, r.attempt - 1, endedAt, true));
-        this.queue.putBack(rest.map((r) => r.recipient));
+        // Pinned to this account: their returns to pending are this sender's outcomes, recorded with
+        // its next write-ahead. Another account of this process could write them ahead before that
+        // (a "repeat" of a row still `sending`, outside its pacing and window), and the returns,
+        // landing after, would put back to pending a message the provider had accepted.
+        this.queue.putBack(
+          rest.map((r) => r.recipient),
+          0,
+          this.account.id,
+        );
         for (let j = i + 1; j < planned.length; j++) {
           const later = grants[j]!;
           if (!later.granted) this.refused(planned[j]!, later);

@@ -102,9 +102,15 @@ export class Recorder {
     return (await this.checkpoint(pending)).disabled;
   }
 
-  /** The store stayed down: keep `pending` for the next tick, and say so. */
+  /**
+   * The store stayed down: keep `pending` for the next tick, and say so. A retry kept its lease to be
+   * sent again in this tick; the tick is over, so it is kept releasing its row instead: leased to us
+   * once recorded, with nothing left here to send it, it would stay `pending` for good (the heartbeat
+   * renewing its lease), and its campaign would never complete.
+   */
   keep(pending: PendingOutcomes, error: unknown): void {
     const n = pending.size;
+    for (const [i, o] of pending.outcomes.entries()) if (o.status === 'pending' && o.keepLease) pending.outcomes[i] = { ...o, keepLease: false };
     this.kept.absorb(pending);
     this.ctx.fail(`recording ${n} outcome(s): kept in memory (their rows stay leased) and recorded at the next tick`, error);
   }

@@ -215,13 +215,16 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   }
 
   /** Stop gracefully: no new claims, the message on the wire finishes and is recorded, leases are released. Idempotent. */
-  stop(): Promise<void> {
-    return this.runner.stop(() => {
+  async stop(): Promise<void> {
+    await this.runner.stop(() => {
       for (const account of this.ctx.accounts.values()) {
         account.unsubscribe?.();
         account.unsubscribe = null;
       }
     });
+    // A step() under way heard the same stop: wait until it has recorded what it sent and released the
+    // rest. (Returning earlier, a host that then closed its pool left an accepted send `sending`.)
+    await Promise.allSettled([...this.steps]);
   }
 
   /** Wake an idle run() loop now (new work arrived). */
@@ -232,8 +235,17 @@ export class Engine extends EventEmitter<EngineEventArgs> {
   /** A bounded slice of work (see `StepResult`): overlapping calls never double-send, a lost call loses nothing. */
   async step(options?: StepOptions): Promise<StepResult> {
     if (this.runner.stopping) throw new ShutdownError();
-    return step(this.ctx, this.runner.stopSignal, () => this.ready(), options);
+    const running = step(this.ctx, this.runner.stopSignal, () => this.ready(), options);
+    this.steps.add(running);
+    try {
+      return await running;
+    } finally {
+      this.steps.delete(running);
+    }
   }
+
+  /** The step() calls under way (stop() waits for them). */
+  private readonly steps = new Set<Promise<StepResult>>();
 
   /** Settle sends left in doubt by a dead worker (lookup, else the campaign's `inDoubt` policy). */
   recover(campaignId?: string): Promise<number> {
