@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createEngine, createMemoryStore, silentLogger, TransportError, type Engine, type MemoryStore, type Transport } from '@disparo/core';
 import { VirtualClock, seededRandom } from '@disparo/core/testing';
-import { campaignWith, expectCountersMatchRows } from './helpers.js';
+import { campaignWith, expectCountersMatchRows, runCampaign, wrapStore } from './helpers.js';
 
 /**
  * Rate-paced accounts (`pacing: { ratePerSecond, maxInFlight }`) when the provider or the store
@@ -11,13 +11,7 @@ import { campaignWith, expectCountersMatchRows } from './helpers.js';
  * its test instead of hanging it.
  */
 
-type Memory = MemoryStore;
 type OutboundMessage = Parameters<Transport['send']>[0];
-
-/** A memory store with some of its methods replaced (each override may call `memory`, the real one). */
-function wrapStore(memory: Memory, overrides: Partial<Memory>): Memory {
-  return Object.assign(Object.create(memory) as Memory, overrides);
-}
 
 /** A provider on the virtual clock: every send takes `latencyMs(message)`, then `answer` decides (return = accepted, throw = failure). */
 function provider(clock: VirtualClock, latencyMs: (m: OutboundMessage) => number, answer: (m: OutboundMessage, call: number) => void) {
@@ -40,7 +34,7 @@ function provider(clock: VirtualClock, latencyMs: (m: OutboundMessage) => number
   return { transport, sends, calls };
 }
 
-function engineFor(o: { clock: VirtualClock; store: Memory; transport: Transport; rate: number; window: number; failureThreshold?: number; cooldownMs?: number }): Engine {
+function engineFor(o: { clock: VirtualClock; store: MemoryStore; transport: Transport; rate: number; window: number; failureThreshold?: number; cooldownMs?: number }): Engine {
   return createEngine({
     store: o.store,
     clock: o.clock,
@@ -53,30 +47,6 @@ function engineFor(o: { clock: VirtualClock; store: Memory; transport: Transport
   });
 }
 
-const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/**
- * Run the engine on auto-advancing virtual time until the campaign completes (or `stopWhen` says so),
- * `budgetMs` of virtual time passes, or (a hang that lets no time pass) 20 s of real time. Whether it completed.
- */
-async function runCampaign(engine: Engine, clock: VirtualClock, budgetMs: number, stopWhen: () => boolean = () => false): Promise<boolean> {
-  let completed = false;
-  const onCompleted = () => (completed = true);
-  engine.on('campaign:completed', onCompleted);
-  const stopClock = clock.autoAdvance();
-  const start = clock.now();
-  const realDeadline = Date.now() + 20_000;
-  try {
-    void engine.run().catch(() => undefined);
-    while (!completed && !stopWhen() && clock.now() - start < budgetMs && Date.now() < realDeadline) await realSleep(5);
-  } finally {
-    engine.off('campaign:completed', onCompleted);
-    // A stuck send task must not hang the test either.
-    await Promise.race([engine.stop().catch(() => undefined), realSleep(3_000)]);
-    stopClock();
-  }
-  return completed;
-}
 
 /** Unhandled rejections seen while a test runs. */
 let unhandled: unknown[] = [];

@@ -108,3 +108,33 @@ export async function expectCountersMatchRows(store: StateStore, campaignId: str
   for (const r of rows) counted[r.status]++;
   return { counters: c.counters, counted };
 }
+
+/** A memory store with some of its methods replaced (each override may call `memory`, the real one). */
+export function wrapStore(memory: MemoryStore, overrides: Partial<MemoryStore>): MemoryStore {
+  return Object.assign(Object.create(memory) as MemoryStore, overrides);
+}
+
+export const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Run the engine on auto-advancing virtual time until the campaign completes (or `stopWhen` says so),
+ * `budgetMs` of virtual time passes, or (a hang that lets no time pass) 20 s of real time. Whether it completed.
+ */
+export async function runCampaign(engine: Engine, clock: VirtualClock, budgetMs: number, stopWhen: () => boolean = () => false): Promise<boolean> {
+  let completed = false;
+  const onCompleted = () => (completed = true);
+  engine.on('campaign:completed', onCompleted);
+  const stopClock = clock.autoAdvance();
+  const start = clock.now();
+  const realDeadline = Date.now() + 20_000;
+  try {
+    void engine.run().catch(() => undefined);
+    while (!completed && !stopWhen() && clock.now() - start < budgetMs && Date.now() < realDeadline) await realSleep(5);
+  } finally {
+    engine.off('campaign:completed', onCompleted);
+    // A stuck send task must not hang the test either.
+    await Promise.race([engine.stop().catch(() => undefined), realSleep(3_000)]);
+    stopClock();
+  }
+  return completed;
+}
