@@ -1,4 +1,5 @@
 import type { Recipient } from '../domain/types.js';
+import type { WriteAhead } from '../store/contract.js';
 import { LATE_TOLERANCE_MS, rateGaps } from '../pacing/plan.js';
 import { AccountSender, RECORD_WITHIN_MS, returnToPending, type Planned } from './sender.js';
 
@@ -33,6 +34,30 @@ export class RateSender extends AccountSender {
 
   protected override onWire(): number {
     return this.outstanding.size;
+  }
+
+  /** This sender's store calls, one at a time and in order (see `inOrder`). */
+  private storeCalls: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Run `call` after this sender's store calls before it. Its sends record from their own tasks (a
+   * failure flushes) while the schedule writes the next ones ahead. Had a write-ahead passed a flush
+   * still retrying, it could write a retried recipient ahead before that recipient's return to pending
+   * was recorded: the store refuses it (lease lost), and the return then lands and leaves the
+   * recipient pending, leased to us, never sent. (An interval sender makes one call at a time anyway.)
+   */
+  private inOrder<T>(call: () => Promise<T>): Promise<T> {
+    const next = this.storeCalls.then(call, call);
+    this.storeCalls = next.catch(() => undefined);
+    return next;
+  }
+
+  protected override checkpoint(ahead: WriteAhead) {
+    return this.inOrder(() => super.checkpoint(ahead));
+  }
+
+  protected override recordPending() {
+    return this.inOrder(() => super.recordPending());
   }
 
   protected async schedule(): Promise<void> {

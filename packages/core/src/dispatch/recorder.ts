@@ -9,8 +9,6 @@ export class PendingOutcomes {
   events: Array<() => void> = [];
   /** An account whose probe send succeeded: enable it once recorded. */
   reEnable: string | undefined;
-  /** The last store call that took outcomes from here settles (see `Recorder.checkpoint`). */
-  settled: Promise<void> = Promise.resolve();
 
   add(outcome: Outcome, event?: () => void): void {
     this.outcomes.push(outcome);
@@ -49,29 +47,8 @@ export class Recorder {
     readonly owner: string,
   ) {}
 
-  /**
-   * Record `pending` (all of it) and write `writeAhead` ahead, in one store call. Throws when the store
-   * stays down; `pending` then keeps its outcomes.
-   *
-   * Calls on one `pending` run one at a time, in order. A rate-paced sender records from its sends
-   * (a failure flushes) while its schedule writes the next ones ahead. Had a write-ahead passed a
-   * flush still retrying, it could write a retried recipient ahead before that recipient's return to
-   * pending was recorded: the store refuses it (lease lost), and the return then lands and leaves the
-   * recipient pending, leased to us, never sent.
-   */
+  /** Record `pending` (all of it) and write `writeAhead` ahead, in one store call. Throws when the store stays down; `pending` then keeps its outcomes. */
   async checkpoint(pending: PendingOutcomes, writeAhead?: WriteAhead): Promise<CheckpointResult & { disabled: string[] }> {
-    const before = pending.settled;
-    let settle!: () => void;
-    pending.settled = new Promise<void>((resolve) => (settle = resolve));
-    try {
-      await before;
-      return await this.checkpointNow(pending, writeAhead);
-    } finally {
-      settle();
-    }
-  }
-
-  private async checkpointNow(pending: PendingOutcomes, writeAhead?: WriteAhead): Promise<CheckpointResult & { disabled: string[] }> {
     const outcomes = pending.outcomes.splice(0);
     const events = pending.events.splice(0);
     const reEnable = pending.reEnable;
@@ -96,8 +73,6 @@ export class Recorder {
 
   /** Record what is pending, if anything. Returns the accounts this disabled. */
   async flush(pending: PendingOutcomes): Promise<string[]> {
-    // A call still under way may put its outcomes back (the store stayed down): look after it ends.
-    await pending.settled;
     if (pending.size === 0 && !pending.reEnable) return [];
     return (await this.checkpoint(pending)).disabled;
   }

@@ -2,7 +2,7 @@ import type { AccountRuntime, EngineContext } from '../context.js';
 import type { AccountRecord, Campaign, Recipient } from '../domain/types.js';
 import { writeAhead, type PlannedSend } from '../pacing/plan.js';
 import type { Grant } from '../rules/slots.js';
-import type { Outcome } from '../store/contract.js';
+import type { CheckpointResult, Outcome, WriteAhead } from '../store/contract.js';
 import type { OutboundMessage } from '../transport/contract.js';
 import { backOffAccount, disableAccount, markAccountLost } from './account-health.js';
 import { autoPause } from './batches.js';
@@ -137,7 +137,7 @@ export abstract class AccountSender {
       const now = ctx.clock.now();
       let grants: Grant[];
       try {
-        grants = (await this.d.recorder.checkpoint(this.pending, writeAhead(this.account.id, this.account.pacing, planned.map(toItem), window, now, ctx.options.capTimeZone, aheadMs))).grants;
+        grants = (await this.checkpoint(writeAhead(this.account.id, this.account.pacing, planned.map(toItem), window, now, ctx.options.capTimeZone, aheadMs))).grants;
       } catch (error) {
         // The store stays down. None of these was sent (a send waits for its grant), but the write-ahead
         // may have committed with its answer lost: its rows would then show `sending`, leased to us,
@@ -164,6 +164,16 @@ export abstract class AccountSender {
         return null;
       }
     }
+  }
+
+  /** Record the pending outcomes and write `ahead` ahead, in one store call (see `Recorder.checkpoint`). */
+  protected checkpoint(ahead: WriteAhead): Promise<CheckpointResult & { disabled: string[] }> {
+    return this.d.recorder.checkpoint(this.pending, ahead);
+  }
+
+  /** Record the pending outcomes, if any; the accounts they disabled. */
+  protected recordPending(): Promise<string[]> {
+    return this.d.recorder.flush(this.pending);
   }
 
   /** How many of this sender's sends are on the wire now (a rate-paced sender has several). */
@@ -387,7 +397,7 @@ export abstract class AccountSender {
    */
   protected async flush(): Promise<string[]> {
     try {
-      const disabled = await this.d.recorder.flush(this.pending);
+      const disabled = await this.recordPending();
       if (disabled.includes(this.account.id)) this.disabledHere = true;
       return disabled;
     } catch (error) {
