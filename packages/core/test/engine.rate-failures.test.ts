@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEngine, createMemoryStore, silentLogger, TransportError, type Engine, type MemoryStore, type Transport } from '@disparo/core';
 import { VirtualClock, seededRandom } from '@disparo/core/testing';
-import { campaignWith, expectCountersMatchRows, runCampaign, wrapStore } from './helpers.js';
+import { campaignWith, expectCountersMatchRows, runCampaign, unhandledRejections, wrapStore } from './helpers.js';
 
 /**
  * Rate-paced accounts (`pacing: { ratePerSecond, maxInFlight }`) when the provider or the store
@@ -47,17 +47,8 @@ function engineFor(o: { clock: VirtualClock; store: MemoryStore; transport: Tran
   });
 }
 
-
 /** Unhandled rejections seen while a test runs. */
-let unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => void unhandled.push(reason);
-beforeEach(() => {
-  unhandled = [];
-  process.on('unhandledRejection', onUnhandled);
-});
-afterEach(() => {
-  process.off('unhandledRejection', onUnhandled);
-});
+const rejections = unhandledRejections();
 
 describe('rate-paced accounts when the provider or the store fails', () => {
   // A user sees: a 130429 "too many messages" answered while the database blips once, and the worker
@@ -82,7 +73,7 @@ describe('rate-paced accounts when the provider or the store fails', () => {
 
     const completed = await runCampaign(engine, clock, 120_000);
 
-    expect(unhandled).toEqual([]);
+    expect(rejections.seen).toEqual([]);
     expect(blips).toBeGreaterThanOrEqual(1);
     expect(completed).toBe(true);
     const { counters, counted } = await expectCountersMatchRows(store, c.id);
@@ -135,7 +126,7 @@ describe('rate-paced accounts when the provider or the store fails', () => {
     expect(rows.get(c0.b)).toMatchObject({ status: 'failed', attempts: 1 });
     expect(p.calls.get(c0.a)).toBe(2);
     expect(p.calls.get(c0.b)).toBe(1);
-    expect(unhandled).toEqual([]);
+    expect(rejections.seen).toEqual([]);
   });
 
   // A user sees: after a 130429 with a 5 s retry-after, messages the provider already accepted stay

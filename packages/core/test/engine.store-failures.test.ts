@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   createEngine,
   createMemoryStore,
@@ -11,7 +11,7 @@ import {
   type Transport,
 } from '@disparo/core';
 import { VirtualClock, seededRandom } from '@disparo/core/testing';
-import { campaignWith, duplicateSends, expectCountersMatchRows, realSleep, rig, runCampaign, wrapStore } from './helpers.js';
+import { campaignWith, duplicateSends, expectCountersMatchRows, realSleep, rig, runCampaign, unhandledRejections, wrapStore } from './helpers.js';
 
 /**
  * Interval-paced accounts and step() when the store or the host misbehaves: a retry whose outcome is
@@ -21,18 +21,8 @@ import { campaignWith, duplicateSends, expectCountersMatchRows, realSleep, rig, 
  * cap): a campaign that never completes fails its test instead of hanging it.
  */
 
-
-
 /** Unhandled rejections seen while a test runs. */
-let unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown) => void unhandled.push(reason);
-beforeEach(() => {
-  unhandled = [];
-  process.on('unhandledRejection', onUnhandled);
-});
-afterEach(() => {
-  process.off('unhandledRejection', onUnhandled);
-});
+const rejections = unhandledRejections();
 
 describe('interval-paced accounts and step() when the store or the host fails', () => {
   // A user sees: one transient provider error (503) while the database is down for ~20 s; once the
@@ -69,7 +59,7 @@ describe('interval-paced accounts and step() when the store or the host fails', 
     expect(r.sims.a1!.sends).toHaveLength(1);
     const { counters, counted } = await expectCountersMatchRows(memory, c.id);
     expect(counters).toEqual(counted);
-    expect(unhandled).toEqual([]);
+    expect(rejections.seen).toEqual([]);
   });
 
   // A user sees: a2 sends messages that a1 had written ahead in a group a1 could not finish (its 2nd
@@ -134,7 +124,7 @@ describe('interval-paced accounts and step() when the store or the host fails', 
     const { counters, counted } = await expectCountersMatchRows(memory, c.id);
     expect(counters).toEqual(counted);
     expect(counted).toMatchObject({ total: 20, sent: 20, pending: 0, sending: 0 });
-    expect(unhandled).toEqual([]);
+    expect(rejections.seen).toEqual([]);
   });
 
   // A user sees: a host (a cron function) calls engine.stop() and then closes its database pool while a

@@ -1,3 +1,4 @@
+import { afterEach, beforeEach } from 'vitest';
 import {
   createEngine,
   createMemoryStore,
@@ -137,4 +138,18 @@ export async function runCampaign(engine: Engine, clock: VirtualClock, budgetMs:
     stopClock();
   }
   return completed;
+}
+
+/** Unhandled rejections seen while each test of the file runs (registers its own hooks). */
+export function unhandledRejections(): { seen: unknown[] } {
+  const state = { seen: [] as unknown[] };
+  const onRejection = (reason: unknown) => void state.seen.push(reason);
+  beforeEach(() => {
+    state.seen = [];
+    process.on('unhandledRejection', onRejection);
+  });
+  afterEach(() => {
+    process.off('unhandledRejection', onRejection);
+  });
+  return state;
 }
