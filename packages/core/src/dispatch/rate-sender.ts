@@ -36,8 +36,9 @@ export class RateSender extends AccountSender {
     return this.outstanding.size;
   }
 
-  /** This sender's store calls, one at a time and in order (see `inOrder`). */
-  private storeCalls: Promise<unknown> = Promise.resolve();
+  /** This sender's store calls under way, and when the last of them settles (see `inOrder`). */
+  private storeCalls = 0;
+  private lastCall: Promise<unknown> = Promise.resolve();
 
   /**
    * Run `call` after this sender's store calls before it. Its sends record from their own tasks (a
@@ -47,8 +48,11 @@ export class RateSender extends AccountSender {
    * recipient pending, leased to us, never sent. (An interval sender makes one call at a time anyway.)
    */
   private inOrder<T>(call: () => Promise<T>): Promise<T> {
-    const next = this.storeCalls.then(call, call);
-    this.storeCalls = next.catch(() => undefined);
+    // At once when none is under way (the common case: no wait for a turn of the microtask queue).
+    const next = this.storeCalls === 0 ? call() : this.lastCall.then(call, call);
+    this.storeCalls++;
+    const settled = () => void this.storeCalls--;
+    this.lastCall = next.then(settled, settled);
     return next;
   }
 
