@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { newCampaign, pacing, samplePhones } from '@disparo/core/testing';
 import { createPostgresStore } from '@disparo/adapter-postgres';
-import { freshSchema, pool, testDatabase } from './support.js';
+import { blockedBy, freshSchema, pool, testDatabase } from './support.js';
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
 const LEASE_MS = 600_000;
@@ -57,12 +57,7 @@ describe('cleanup racing a write-ahead (real PostgreSQL)', () => {
     });
     expect(ahead.grants[0]!.granted).toBe(true);
     const cleaning = hostStore.cleanup(T0 + 10);
-    for (const deadline = Date.now() + 15_000; ; ) {
-      const { rows } = await p.query('SELECT $2::int = ANY (pg_blocking_pids($1::int)) AS blocked', [host.pid, worker.pid]);
-      if (rows[0].blocked) break;
-      if (Date.now() > deadline) throw new Error('cleanup never waited for the write-ahead');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await blockedBy(p, host, worker);
     await worker.db.query('COMMIT');
     expect(await cleaning).toEqual({ campaigns: 1, recipients: 1 });
 

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Outcome, RecipientCounters } from '@disparo/core/store';
 import { newCampaign, pacing, samplePhones } from '@disparo/core/testing';
 import { createPostgresStore, type PostgresStore } from '@disparo/adapter-postgres';
-import { freshSchema, inspector, pool, testDatabase } from './support.js';
+import { blockedBy, freshSchema, inspector, pool, testDatabase } from './support.js';
 
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
 const LEASE_MS = 600_000;
@@ -87,17 +87,6 @@ async function setup(n: number) {
     return { counters: (await raw.campaign('c1'))!.counters, rows: counted };
   };
   return { schema, store, rows, session, begin, sent, record, holdRow, row, countersAndRows };
-}
-
-/** Until `waiter` is blocked by `holder` (a lock it waits for). */
-async function blockedBy(admin: pg.Pool | pg.Client, waiter: Session, holder: Session) {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const { rows } = await admin.query('SELECT $2::int = ANY (pg_blocking_pids($1::int)) AS blocked', [waiter.pid, holder.pid]);
-    if (rows[0].blocked) return;
-    if (Date.now() > deadline) throw new Error(`session ${waiter.pid} never waited for session ${holder.pid}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('apply_status_updates racing other sessions (real PostgreSQL)', () => {

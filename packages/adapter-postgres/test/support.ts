@@ -17,3 +17,17 @@ let n = 0;
 /** A schema name unique to this process. */
 export const freshSchema = (prefix = 's') => `${prefix}_${process.pid}_${++n}`;
 export { inspector } from './support/inspector.js';
+
+/**
+ * Until the session `waiter` (a backend pid) is blocked by `holder` (a lock it waits for): how race
+ * tests force an interleaving without sleeps. Gives up after 15 s.
+ */
+export async function blockedBy(admin: pg.Pool | pg.Client, waiter: { pid: number }, holder: { pid: number }): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const { rows } = await admin.query('SELECT $2::int = ANY (pg_blocking_pids($1::int)) AS blocked', [waiter.pid, holder.pid]);
+    if (rows[0].blocked) return;
+    if (Date.now() > deadline) throw new Error(`session ${waiter.pid} never waited for session ${holder.pid}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
